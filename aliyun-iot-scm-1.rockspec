@@ -1,0 +1,43 @@
+rockspec_format = "3.0"
+package = "aliyun-iot"
+version = "scm-1"
+source = {
+   -- Placeholder until the project has a public home; `luarocks make` in a
+   -- checkout does not use it.
+   url = "git+https://github.com/aliyun-iot/aliyun-iot-lua.git",
+}
+description = {
+   summary = "Alibaba Cloud IoT Platform OTA API (ListOTATaskByJob) for Lua",
+   detailed = [[
+      A native extension: signing (OpenSSL), HTTP (libcurl) and response
+      decoding (lua-cjson) in C, with a coroutine pager that lists every task
+      of an OTA job exactly once.
+   ]],
+   license = "MIT",
+   labels = { "aliyun", "alibaba-cloud", "iot", "ota" },
+}
+dependencies = {
+   "lua >= 5.1, < 5.5",
+   "lua-cjson >= 2.1",
+}
+external_dependencies = {
+   -- Debian puts curl/curl.h under a multiarch include dir; look for the library.
+   CURL = { library = "curl" },
+   OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["aliyun.iot.core"] = {
+         sources = { "src/core.c", "src/sign.c", "src/session.c", "src/decode.c", "src/errors.c" },
+         libraries = { "curl", "crypto" },
+         incdirs = { "src", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      },
+      ["aliyun.iot"] = "lua/aliyun/iot.lua",
+      ["aliyun.iot.errors"] = "lua/aliyun/iot/errors.lua",
+      ["aliyun.iot.params"] = "lua/aliyun/iot/params.lua",
+      ["aliyun.iot.request"] = "lua/aliyun/iot/request.lua",
+      ["aliyun.iot.pager"] = "lua/aliyun/iot/pager.lua",
+   },
+}
