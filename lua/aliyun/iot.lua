@@ -1,0 +1,221 @@
+--- aliyun.iot: Alibaba Cloud IoT Platform OTA API for Lua.
+--
+--   local iot = require("aliyun.iot")
+--   local client = assert(iot.new{ region = "cn-shanghai",
+--     access_key_id = os.getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"),
+--     access_key_secret = os.getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET") })
+--   for task in client:tasks{ JobId = job_id } do print(task.DeviceName, task.TaskStatus) end
+--
+-- Requiring this module does no I/O; iot.new creates a libcurl handle but
+-- connects only on the first call.
+local core = require("aliyun.iot.core")
+local errors = require("aliyun.iot.errors")
+local params = require("aliyun.iot.params")
+local request = require("aliyun.iot.request")
+local pager = require("aliyun.iot.pager")
+
+local type, pairs, setmetatable, error = type, pairs, setmetatable, error
+local format, match, sub = string.format, string.match, string.sub
+local getenv = os.getenv
+
+local iot = {
+  VERSION = core.version,
+  codes = core.codes,
+  TASK_STATUSES = params.TASK_STATUSES,
+}
+
+local Client = {}
+Client.__index = Client
+Client.__name = "aliyun.iot.Client"
+
+-- Secrets live here, keyed by client, never in the client table itself: so
+-- pairs(client), a debugger's table dump or tostring() cannot show them.
+local private = setmetatable({}, { __mode = "k" })
+
+local OPTIONS = {
+  region = "string", endpoint = "string",
+  access_key_id = "string", access_key_secret = "string", security_token = "string",
+  iot_instance_id = "string",
+  timeout = "number", connect_timeout = "number",
+  cafile = "string", ssl_verify = "boolean", max_body_bytes = "number",
+  transport = "table",
+  -- Injection points (tests, clock-skew correction): clock() returns epoch
+  -- seconds, nonce() a fresh SignatureNonce.
+  clock = "function", nonce = "function",
+}
+
+local function invalid(message) return nil, errors.invalid(message) end
+
+local function missing_credentials(message)
+  return nil, errors.new(errors.codes.MISSING_CREDENTIALS, message, { retryable = false })
+end
+
+local function check_options(opts)
+  for name, value in pairs(opts) do
+    local want = OPTIONS[name]
+    if not want then
+      return invalid(format("unknown option %q for iot.new", tostring(name)))
+    end
+    -- The transport may be a userdata (the C Session) or a table.
+    if type(value) ~= want and not (name == "transport" and type(value) == "userdata") then
+      return invalid(format("option %s must be a %s, got %s", name, want, type(value)))
+    end
+  end
+  for _, name in ipairs({ "timeout", "connect_timeout", "max_body_bytes" }) do
+    local v = opts[name]
+    if v ~= nil and not (v > 0 and v < math.huge) then
+      return invalid(format("option %s must be a positive number, got %s", name, tostring(v)))
+    end
+  end
+  return true
+end
+
+-- Keys from the options, else from the environment the official SDKs read.
+local function resolve_credentials(opts)
+  local id, secret, token = opts.access_key_id, opts.access_key_secret, opts.security_token
+  local source = "options"
+  if id == nil and secret == nil then
+    id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID")
+    secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    token = token or getenv("ALIBABA_CLOUD_SECURITY_TOKEN")
+    source = "environment"
+    if (id == nil or id == "") and (secret == nil or secret == "") then
+      return missing_credentials("no credentials: pass access_key_id and access_key_secret to iot.new, "
+        .. "or set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    end
+  end
+  if id == nil or id == "" then
+    return missing_credentials("access_key_id is missing or empty (from " .. source .. ")")
+  end
+  if secret == nil or secret == "" then
+    return missing_credentials("access_key_secret is missing or empty (from " .. source .. ")")
+  end
+  if token == "" then token = nil end
+  return { access_key_id = id, access_key_secret = secret, security_token = token, source = source }
+end
+
+local function resolve_endpoint(opts)
+  local region = opts.region or getenv("ALIBABA_CLOUD_REGION_ID")
+  if region == "" then region = nil end
+  if region and not match(region, "^[a-z][a-z0-9%-]*[a-z0-9]$") then
+    return invalid(format("region %q is not a region id such as cn-shanghai", region))
+  end
+  local endpoint = opts.endpoint
+  if endpoint then
+    -- scheme://host[:port] only: paths and queries would break signing.
+    local base = match(endpoint, "^(https?://[%w%.%-_:%[%]]+)/?$")
+    if not base then
+      return invalid(format("endpoint %q must look like https://host[:port] (no path or query)", endpoint))
+    end
+    return base, region
+  end
+  if not region then
+    return invalid("region is required (e.g. region = \"cn-shanghai\"), or an explicit endpoint")
+  end
+  return format("https://iot.%s.aliyuncs.com", region), region
+end
+
+local function mask(id)
+  if #id <= 8 then return "****" end
+  return sub(id, 1, 4) .. "****" .. sub(id, -4)
+end
+
+--- Create a client. Returns the client, or nil and an error object.
+function iot.new(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2) end
+  local ok, err = check_options(opts)
+  if not ok then return nil, err end
+  local base_url, region = resolve_endpoint(opts)
+  if not base_url then return nil, region end
+  local creds
+  creds, err = resolve_credentials(opts)
+  if not creds then return nil, err end
+  if opts.iot_instance_id == "" then return invalid("iot_instance_id must not be empty") end
+
+  local transport, owns_transport = opts.transport, false
+  if transport == nil then
+    transport = core.new_session{
+      timeout = opts.timeout or 10,
+      connect_timeout = opts.connect_timeout or 5,
+      cafile = opts.cafile,
+      verify = opts.ssl_verify,
+      max_body_bytes = opts.max_body_bytes,
+    }
+    owns_transport = true
+  end
+
+  local client = setmetatable({
+    region = region,
+    endpoint = base_url,
+    access_key_id = creds.access_key_id,
+    credentials_source = creds.source,
+    iot_instance_id = opts.iot_instance_id,
+  }, Client)
+  private[client] = {
+    base_url = base_url,
+    region = region,
+    access_key_id = creds.access_key_id,
+    access_key_secret = creds.access_key_secret,
+    security_token = creds.security_token,
+    iot_instance_id = opts.iot_instance_id,
+    transport = transport,
+    owns_transport = owns_transport,
+    clock = opts.clock,
+    nonce = opts.nonce,
+    secrets = { creds.access_key_secret, creds.security_token },
+  }
+  return client
+end
+
+local function state_of(client, method)
+  local state = private[client]
+  if not state then
+    error(format("bad self to '%s' (aliyun.iot.Client expected; call it as client:%s{...})", method, method), 3)
+  end
+  return state
+end
+
+--- One page of an OTA job's tasks. Returns page or nil, err.
+-- page.tasks is an array of task tables with the API's field names; page
+-- also carries Total, PageSize, CurrentPage, PageCount and RequestId.
+function Client:ListOTATaskByJob(p)
+  local state = state_of(self, "ListOTATaskByJob")
+  local flat, err = params.ListOTATaskByJob(p)
+  if not flat then return nil, err end
+  return request.send(state, "ListOTATaskByJob", flat, core.decode_tasks)
+end
+
+local function listing_of(self, p, method)
+  state_of(self, method)
+  local listing, err = pager.validate(p)
+  -- Like io.lines: an iterator cannot return nil, err, so it raises.
+  if not listing then error(err, 3) end
+  local function fetch(q) return self:ListOTATaskByJob(q) end
+  return fetch, listing
+end
+
+--- Iterate over every task of a job, each exactly once; raises the error
+-- object if a page cannot be fetched. Options as ListOTATaskByJob, except
+-- CurrentPage; DeviceNames may hold any number of names.
+function Client:tasks(p)
+  return pager.tasks(listing_of(self, p, "tasks"))
+end
+
+--- Iterate over every page of a job (tasks de-duplicated across pages).
+function Client:pages(p)
+  return pager.pages(listing_of(self, p, "pages"))
+end
+
+--- Release the HTTP session. Idempotent; the client cannot be used after.
+function Client:close()
+  local state = private[self]
+  if state and state.owns_transport then state.transport:close() end
+end
+Client.__close = Client.close
+
+function Client:__tostring()
+  return format("aliyun.iot.Client (%s, AccessKeyId %s)", self.endpoint, mask(self.access_key_id))
+end
+
+return iot

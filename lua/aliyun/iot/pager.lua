@@ -1,0 +1,163 @@
+--- The coroutine pager: every task of a listing, exactly once, or an error.
+-- The loop lives in Lua and asks the pipeline for one page at a time, so a
+-- cosocket transport may yield inside it (no C frame is ever between the
+-- coroutine and the yield). Failures are raised as the error object, the way
+-- io.lines raises, so a `for` loop can never end quietly on a partial list.
+--
+-- Partitions, decided before anything is yielded:
+--   * DeviceNames: chunks of 50 (the per-call limit), one call each; the
+--     service ignores paging when names are given.
+--   * otherwise pages of PageSize (default 100). The service refuses
+--     CurrentPage x PageSize > 100,000; a larger job is split by TaskStatus
+--     after probing every status's Total, and if one status alone is still too
+--     deep the listing fails up front, before the first task is yielded.
+local errors = require("aliyun.iot.errors")
+local params = require("aliyun.iot.params")
+
+local error, ipairs, type = error, ipairs, type
+local floor, ceil = math.floor, math.ceil
+local format = string.format
+local yield, wrap = coroutine.yield, coroutine.wrap
+
+local pager = {}
+
+pager.DEFAULT_PAGE_SIZE = params.MAX_PAGE_SIZE
+
+-- Names accepted by tasks{}/pages{} besides the API's own.
+local PAGER_OPTIONS = {}
+
+local function raise(err) error(err, 0) end
+
+local function must(value, err)
+  if value == nil then raise(err) end
+  return value
+end
+
+--- Validate listing parameters; returns the normalized listing or nil, err.
+function pager.validate(p)
+  local listing, err = params.validate("ListOTATaskByJob", p, PAGER_OPTIONS)
+  if not listing then return nil, err end
+  if listing.CurrentPage then
+    return nil, errors.invalid("CurrentPage is not accepted by the pager: it walks every page itself "
+      .. "(call client:ListOTATaskByJob for a single page)")
+  end
+  listing.PageSize = listing.PageSize or pager.DEFAULT_PAGE_SIZE
+  return listing
+end
+
+local function too_deep(listing, status, total, reachable)
+  local part = status and ("with TaskStatus=" .. status) or "in total"
+  return errors.new(errors.codes.DEPTH_CAP_EXCEEDED, format(
+    "JobId %s has %d tasks %s, but the service pages only the first %d "
+    .. "(CurrentPage x PageSize <= %d); narrow the listing with DeviceNames",
+    listing.JobId, total, part, reachable, params.MAX_DEPTH), { retryable = false })
+end
+
+-- The last page number a response promises, from PageCount, else Total.
+local function last_page_of(page, page_no, page_size)
+  if type(page.PageCount) == "number" then return page.PageCount end
+  if type(page.Total) == "number" then return ceil(page.Total / page_size) end
+  -- Neither: a short page is the last one.
+  return #page.tasks < page_size and page_no or page_no + 1
+end
+
+--- Walk a listing, calling `emit(page)` for each page in order.
+-- `fetch(p)` performs one ListOTATaskByJob call (p as for that method).
+local function walk(fetch, listing, emit)
+  local job, instance, page_size = listing.JobId, listing.IotInstanceId, listing.PageSize
+
+  local names = listing.DeviceNames
+  if names then
+    local step = params.MAX_DEVICE_NAMES
+    for first = 1, #names, step do
+      local chunk = {}
+      for i = first, math.min(first + step - 1, #names) do chunk[#chunk + 1] = names[i] end
+      emit(must(fetch{ JobId = job, IotInstanceId = instance, TaskStatus = listing.TaskStatus, DeviceNames = chunk }))
+    end
+    return
+  end
+
+  local max_pages = floor(params.MAX_DEPTH / page_size)
+  local reachable = max_pages * page_size
+
+  local function fetch_page(status, page_no, size)
+    return must(fetch{ JobId = job, IotInstanceId = instance, TaskStatus = status,
+                       PageSize = size or page_size, CurrentPage = page_no })
+  end
+
+  local function walk_pages(status, page)
+    local page_no = 1
+    while true do
+      emit(page)
+      if page_no >= last_page_of(page, page_no, page_size) or #page.tasks == 0 then return end
+      page_no = page_no + 1
+      if page_no > max_pages then
+        -- The job grew past the cap while we paged: say so rather than stop short.
+        raise(too_deep(listing, status, page.Total or reachable + 1, reachable))
+      end
+      page = fetch_page(status, page_no)
+    end
+  end
+
+  local first = fetch_page(listing.TaskStatus, 1)
+  local total = first.Total or 0
+  if total <= reachable then return walk_pages(listing.TaskStatus, first) end
+  if listing.TaskStatus then raise(too_deep(listing, listing.TaskStatus, total, reachable)) end
+
+  -- Too deep as a whole: probe each status with one-task pages first, so the
+  -- caller hears about a part that can never be listed before any task.
+  local parts = {}
+  for _, status in ipairs(params.TASK_STATUSES) do
+    local probe = fetch_page(status, 1, 1)
+    local n = probe.Total or 0
+    if n > reachable then raise(too_deep(listing, status, n, reachable)) end
+    if n > 0 then parts[#parts + 1] = status end
+  end
+  for _, status in ipairs(parts) do
+    walk_pages(status, fetch_page(status, 1))
+  end
+end
+
+-- Drop tasks already seen (pages shift while tasks change status); copies
+-- the page's task array only when there is something to drop.
+local function dedup(page, seen)
+  local tasks = page.tasks
+  local kept
+  for i = 1, #tasks do
+    local task = tasks[i]
+    local id = task.TaskId
+    if id ~= nil and seen[id] then
+      if not kept then
+        kept = {}
+        for j = 1, i - 1 do kept[j] = tasks[j] end
+      end
+    else
+      if id ~= nil then seen[id] = true end
+      if kept then kept[#kept + 1] = task end
+    end
+  end
+  if kept then page.tasks = kept end
+  return page
+end
+
+--- Iterator over pages (each page's `tasks` already de-duplicated).
+-- `listing` must come from pager.validate.
+function pager.pages(fetch, listing)
+  return wrap(function()
+    local seen = {}
+    walk(fetch, listing, function(page) yield(dedup(page, seen)) end)
+  end)
+end
+
+--- Iterator over tasks.
+function pager.tasks(fetch, listing)
+  return wrap(function()
+    local seen = {}
+    walk(fetch, listing, function(page)
+      local tasks = dedup(page, seen).tasks
+      for i = 1, #tasks do yield(tasks[i]) end
+    end)
+  end)
+end
+
+return pager

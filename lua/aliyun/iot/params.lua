@@ -1,0 +1,182 @@
+--- Parameter validation and flattening, one table of rules per action.
+-- Everything here runs before any network I/O: a bad value comes back as an
+-- SDK.InvalidArgument error naming the parameter, and nothing is sent.
+local errors = require("aliyun.iot.errors")
+
+local type, tostring, pairs, ipairs = type, tostring, pairs, ipairs
+local floor, huge = math.floor, math.huge
+local format, match, lower = string.format, string.match, string.lower
+local sort, concat = table.sort, table.concat
+
+local params = {}
+
+params.TASK_STATUSES = { "QUEUED", "NOTIFIED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "CANCELED", "CONFIRM" }
+params.FINAL_STATUSES = { SUCCEEDED = true, FAILED = true, CANCELED = true }
+params.MAX_PAGE_SIZE = 100
+-- The service refuses CurrentPage x PageSize beyond this (iot.common.InvalidPageParams).
+params.MAX_DEPTH = 100000
+params.MAX_DEVICE_NAMES = 50
+-- The service's own default when PageSize is not sent.
+params.SERVICE_PAGE_SIZE = 10
+
+local is_status = {}
+for _, s in ipairs(params.TASK_STATUSES) do is_status[s] = true end
+
+local invalid = errors.invalid
+
+--- Integer check that accepts what users naturally pass: 100, 100.0 or "100".
+local function to_integer(v)
+  if type(v) == "string" then
+    if not match(v, "^%d+$") then return nil end
+    v = tonumber(v)
+  end
+  if type(v) ~= "number" or v ~= v or v == huge or v == -huge or floor(v) ~= v then return nil end
+  return floor(v)
+end
+params.to_integer = to_integer
+
+local function describe(v)
+  if type(v) == "string" then return format("%q", v) end
+  return tostring(v) .. " (" .. type(v) .. ")"
+end
+
+-- Checkers: (value, name) -> normalized value or nil, error message.
+local check = {}
+
+function check.string(v, name)
+  if type(v) ~= "string" then
+    return nil, format("%s must be a string, got %s", name, describe(v))
+  end
+  if v == "" then return nil, name .. " must not be empty" end
+  return v
+end
+
+function check.page_size(v, name)
+  local n = to_integer(v)
+  if not n or n < 1 or n > params.MAX_PAGE_SIZE then
+    return nil, format("%s must be an integer from 1 to %d, got %s", name, params.MAX_PAGE_SIZE, describe(v))
+  end
+  return n
+end
+
+function check.current_page(v, name)
+  local n = to_integer(v)
+  if not n or n < 1 then
+    return nil, format("%s must be an integer >= 1, got %s", name, describe(v))
+  end
+  return n
+end
+
+function check.task_status(v, name)
+  if not is_status[v] then
+    return nil, format("%s must be one of %s, got %s", name, concat(params.TASK_STATUSES, ", "), describe(v))
+  end
+  return v
+end
+
+-- Any number of device names; callers that send them in one request check
+-- the per-call limit themselves (the pager splits instead).
+function check.device_names(v, name)
+  if type(v) ~= "table" then
+    return nil, format("%s must be a list of device names, got %s", name, describe(v))
+  end
+  local n = #v
+  for k in pairs(v) do
+    if type(k) ~= "number" or k < 1 or k > n or floor(k) ~= k then
+      return nil, format("%s must be a list (array) of device names; found key %s", name, describe(k))
+    end
+  end
+  if n == 0 then return nil, name .. " must not be an empty list" end
+  for i = 1, n do
+    local d = v[i]
+    if type(d) ~= "string" or d == "" then
+      return nil, format("%s[%d] must be a non-empty string, got %s", name, i, describe(d))
+    end
+  end
+  return v
+end
+
+--- Rules per action: allowed parameter names and their checkers.
+local rules = {
+  ListOTATaskByJob = {
+    JobId = { check = check.string, required = true },
+    IotInstanceId = { check = check.string },
+    PageSize = { check = check.page_size },
+    CurrentPage = { check = check.current_page },
+    TaskStatus = { check = check.task_status },
+    DeviceNames = { check = check.device_names },
+  },
+}
+params.rules = rules
+
+local function allowed_names(rule)
+  local names = {}
+  for k in pairs(rule) do names[#names + 1] = k end
+  sort(names)
+  return concat(names, ", ")
+end
+
+local function unknown_name_message(action, rule, name)
+  local hint = ""
+  if type(name) == "string" then
+    for k in pairs(rule) do
+      if lower(k) == lower(name) then hint = format(" (did you mean %s?)", k) end
+    end
+  end
+  return format("unknown parameter %s for %s%s; expected one of: %s",
+    describe(name), action, hint, allowed_names(rule))
+end
+
+--- Check `p` against the action's rules.
+-- `extra` lists additional names the caller accepts (pager options).
+-- Returns a new table of normalized values, or nil, err.
+function params.validate(action, p, extra)
+  local rule = rules[action]
+  if type(p) ~= "table" then
+    return nil, invalid(format("%s expects a table of parameters, got %s", action, describe(p)))
+  end
+  local out = {}
+  for name, value in pairs(p) do
+    local r = rule[name]
+    if r then
+      local v, msg = r.check(value, name)
+      if v == nil then return nil, invalid(msg) end
+      out[name] = v
+    elseif not (extra and extra[name]) then
+      return nil, invalid(unknown_name_message(action, rule, name))
+    end
+  end
+  for name, r in pairs(rule) do
+    if r.required and out[name] == nil then
+      return nil, invalid(format("%s is required for %s", name, action))
+    end
+  end
+  return out
+end
+
+--- Validate one ListOTATaskByJob call and flatten it into API parameters
+-- (string -> string, DeviceNames.1..N), ready to be signed.
+function params.ListOTATaskByJob(p)
+  local v, err = params.validate("ListOTATaskByJob", p)
+  if not v then return nil, err end
+  local names = v.DeviceNames
+  if names and #names > params.MAX_DEVICE_NAMES then
+    return nil, invalid(format(
+      "DeviceNames has %d names; at most %d are allowed in one call (client:tasks splits longer lists)",
+      #names, params.MAX_DEVICE_NAMES))
+  end
+  local page_size = v.PageSize or params.SERVICE_PAGE_SIZE
+  if v.CurrentPage and v.CurrentPage * page_size > params.MAX_DEPTH then
+    return nil, invalid(format("CurrentPage x PageSize = %d x %d exceeds the service's paging depth of %d tasks",
+      v.CurrentPage, page_size, params.MAX_DEPTH))
+  end
+  local flat = { JobId = v.JobId, IotInstanceId = v.IotInstanceId, TaskStatus = v.TaskStatus }
+  if v.PageSize then flat.PageSize = format("%d", v.PageSize) end
+  if v.CurrentPage then flat.CurrentPage = format("%d", v.CurrentPage) end
+  if names then
+    for i = 1, #names do flat["DeviceNames." .. i] = names[i] end
+  end
+  return flat
+end
+
+return params
