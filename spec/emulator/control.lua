@@ -1,0 +1,65 @@
+-- Control endpoints under /__emulator/ (plain HTTP, no signature). Used by
+-- tests to inspect what the client sent and to inject faults.
+--   GET  /__emulator/health   -> ok
+--   GET  /__emulator/log      -> JSON array of API requests since the last reset
+--   POST /__emulator/reset    -> clears log, nonces, throttle windows, faults, counters
+--   GET  /__emulator/faults   -> current fault config (JSON object)
+--   POST /__emulator/faults   -> replace the fault config with the JSON body
+
+local cjson = require "cjson.safe"
+local store = require "store"
+
+local M = {}
+
+local function reply(status, content_type, body)
+  ngx.status = status
+  ngx.header["Content-Type"] = content_type
+  ngx.header["Content-Length"] = #body
+  ngx.print(body)
+end
+
+local function faults_json()
+  local f = store.faults()
+  local parts = {}
+  for _, name in ipairs(store.FAULT_NAMES) do
+    parts[#parts + 1] = string.format("%q:%d", name, f[name])
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+local ROUTES = {
+  ["GET /__emulator/health"] = function()
+    reply(200, "text/plain", "ok")
+  end,
+  ["GET /__emulator/log"] = function()
+    reply(200, "application/json", store.log_json())
+  end,
+  ["POST /__emulator/reset"] = function()
+    store.reset()
+    reply(200, "text/plain", "ok")
+  end,
+  ["GET /__emulator/faults"] = function()
+    reply(200, "application/json", faults_json())
+  end,
+  ["POST /__emulator/faults"] = function()
+    ngx.req.read_body()
+    local raw = ngx.req.get_body_data() or ""
+    local config, err = cjson.decode(raw)
+    if config == nil then
+      return reply(400, "text/plain", "invalid JSON body: " .. tostring(err))
+    end
+    local ok, msg = store.set_faults(config)
+    if not ok then return reply(400, "text/plain", msg) end
+    reply(200, "application/json", faults_json())
+  end,
+}
+
+function M.handle()
+  local route = ROUTES[ngx.req.get_method() .. " " .. ngx.var.uri]
+  if not route then
+    return reply(404, "text/plain", "unknown control endpoint " .. ngx.req.get_method() .. " " .. ngx.var.uri)
+  end
+  route()
+end
+
+return M

@@ -1,0 +1,244 @@
+-- Synthetic OTA jobs for the emulator's ListOTATaskByJob.
+--
+-- Pure Lua, no ngx dependency: works in nginx's LuaJIT and in plain Lua 5.1/5.4,
+-- so the client's specs can `dofile("spec/emulator/jobs.lua")` and compute the
+-- exact tasks the emulator will return.
+--
+-- Every job is a formula, never a stored list: task i (1-based) of a job is
+-- computed from (job, i), and "the k-th task having status S" is computed
+-- arithmetically, so any page of a job with millions of tasks costs O(PageSize).
+--
+-- Job ids:
+--   job-<N>            N tasks, statuses follow STATUS_PATTERN (period 20)
+--   job-<N>-<STATUS>   N tasks, all in STATUS (e.g. job-150000-QUEUED)
+--   demo-job           40 tasks with realistic device names, STATUS_PATTERN
+-- N is a decimal without leading zeros, 0 <= N <= MAX_TASKS (job-0 is empty).
+
+local M = {}
+
+local floor, format = math.floor, string.format
+
+M.MAX_TASKS = 100000000
+
+M.STATUSES = { "QUEUED", "NOTIFIED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "CANCELED", "CONFIRM" }
+local IS_STATUS = {}
+for _, s in ipairs(M.STATUSES) do IS_STATUS[s] = true end
+M.IS_STATUS = IS_STATUS
+
+-- Status of task i in a mixed job is STATUS_PATTERN[(i-1) % 20 + 1]:
+-- 8 SUCCEEDED, 3 FAILED, 3 IN_PROGRESS, 2 QUEUED, 2 NOTIFIED, 1 CANCELED, 1 CONFIRM.
+M.STATUS_PATTERN = {
+  "SUCCEEDED", "FAILED", "SUCCEEDED", "IN_PROGRESS", "QUEUED",        --  1..5
+  "SUCCEEDED", "NOTIFIED", "SUCCEEDED", "FAILED", "IN_PROGRESS",      --  6..10
+  "SUCCEEDED", "CANCELED", "QUEUED", "SUCCEEDED", "FAILED",           -- 11..15
+  "CONFIRM", "SUCCEEDED", "IN_PROGRESS", "NOTIFIED", "SUCCEEDED",     -- 16..20
+}
+local PERIOD = #M.STATUS_PATTERN
+
+-- For each status: the positions (1..PERIOD) it occupies, ascending.
+local POSITIONS = {}
+for _, s in ipairs(M.STATUSES) do POSITIONS[s] = {} end
+for p, s in ipairs(M.STATUS_PATTERN) do table.insert(POSITIONS[s], p) end
+
+-- Status of task i in a mixed job (job-<N>, demo-job).
+function M.status_of(i)
+  return M.STATUS_PATTERN[(i - 1) % PERIOD + 1]
+end
+
+-- Device name of task i in job-<N> and job-<N>-<STATUS> (the same device i in
+-- every synthetic job):
+--   i % 13 == 5  ->  "dev@<i>.lab"          e.g. dev@5.lab, dev@18.lab
+--   i % 13 == 9  ->  "gw:<i, 6 digits>_a-b.c" e.g. gw:000009_a-b.c
+--   otherwise    ->  "device-<i, 6 digits>"   e.g. device-000001, device-1234567
+-- (<i, 6 digits> is string.format("%06d", i): zero-padded, longer when i > 999999.)
+function M.device_name(i)
+  local r = i % 13
+  if r == 5 then return format("dev@%d.lab", i) end
+  if r == 9 then return format("gw:%06d_a-b.c", i) end
+  return format("device-%06d", i)
+end
+
+-- Inverse of device_name: the i whose device_name(i) == name, or nil.
+local function synthetic_index_of(name)
+  if #name > 40 then return nil end
+  local digits = name:match("^device%-(%d+)$") or name:match("^dev@(%d+)%.lab$")
+                 or name:match("^gw:(%d+)_a%-b%.c$")
+  local i = digits and tonumber(digits)
+  if i and i >= 1 and M.device_name(i) == name then return i end
+  return nil
+end
+
+-- The demo job: 40 devices of a small smart-building fleet.
+local DEMO_DEVICES = {
+  "thermostat-lobby-01", "thermostat-lobby-02", "thermostat-floor1-01", "thermostat-floor1-02",
+  "thermostat-floor2-01", "thermostat-floor2-02", "thermostat-floor3-01", "thermostat-floor3-02",
+  "hvac_ctrl.north", "hvac_ctrl.south", "hvac_ctrl.east", "hvac_ctrl.west",
+  "meter@building-a", "meter@building-b", "meter@building-c", "meter@garage",
+  "gw:lobby", "gw:floor1", "gw:floor2", "gw:floor3",
+  "sensor-co2-101", "sensor-co2-102", "sensor-co2-201", "sensor-co2-202",
+  "sensor-co2-301", "sensor-co2-302", "sensor_humidity_1", "sensor_humidity_2",
+  "valve-boiler-1", "valve-boiler-2", "pump.heating.1", "pump.heating.2",
+  "display-reception", "display-canteen", "cam@entrance:main", "cam@entrance:side",
+  "lock-door-101", "lock-door-102", "lock-door-201", "lock-door-202",
+}
+M.DEMO_DEVICES = DEMO_DEVICES
+local DEMO_INDEX = {}
+for i, name in ipairs(DEMO_DEVICES) do DEMO_INDEX[name] = i end
+
+-- Parse a JobId. Returns a job descriptor or nil when the job does not exist:
+--   { id, kind = "mixed"|"uniform", size, status (uniform only), demo (bool) }
+function M.parse(job_id)
+  if job_id == "demo-job" then
+    return { id = job_id, kind = "mixed", size = #DEMO_DEVICES, demo = true }
+  end
+  local n, status = job_id:match("^job%-(%d+)%-([A-Z_]+)$")
+  if not n then n = job_id:match("^job%-(%d+)$") end
+  if not n then return nil end
+  if #n > 1 and n:sub(1, 1) == "0" then return nil end   -- one spelling per job
+  local size = tonumber(n)
+  if size > M.MAX_TASKS then return nil end
+  if status then
+    if not IS_STATUS[status] then return nil end
+    return { id = job_id, kind = "uniform", size = size, status = status }
+  end
+  return { id = job_id, kind = "mixed", size = size }
+end
+
+-- Status of task i of a job.
+function M.job_status_of(job, i)
+  if job.kind == "uniform" then return job.status end
+  return M.status_of(i)
+end
+
+-- Number of tasks of the job, or of those in status (status nil = all).
+function M.count(job, status)
+  if status == nil then return job.size end
+  if job.kind == "uniform" then return status == job.status and job.size or 0 end
+  local pos = POSITIONS[status]
+  if not pos then return 0 end
+  local full, rest = floor(job.size / PERIOD), job.size % PERIOD
+  local c = full * #pos
+  for _, p in ipairs(pos) do
+    if p <= rest then c = c + 1 end
+  end
+  return c
+end
+
+-- Index i of the k-th task (1-based, in task order) having status (nil = any).
+-- Caller guarantees 1 <= k <= count(job, status).
+function M.kth(job, status, k)
+  if status == nil or job.kind == "uniform" then return k end
+  local pos = POSITIONS[status]
+  local per = #pos
+  return floor((k - 1) / per) * PERIOD + pos[(k - 1) % per + 1]
+end
+
+-- Rank of task i among the tasks with the same status (1-based); used to cycle
+-- TaskDesc over the FAILED tasks.
+local function rank_in_status(job, i)
+  if job.kind == "uniform" then return i end
+  local status = M.status_of(i)
+  local pos = POSITIONS[status]
+  local p = (i - 1) % PERIOD + 1
+  local r = floor((i - 1) / PERIOD) * #pos
+  for idx, q in ipairs(pos) do
+    if q == p then return r + idx end
+  end
+end
+
+-- Device name of task i of a job.
+function M.job_device_name(job, i)
+  if job.demo then return DEMO_DEVICES[i] end
+  return M.device_name(i)
+end
+
+-- Task index of the device called name in job, or nil when it has no task there.
+function M.index_of_device(job, name)
+  local i
+  if job.demo then i = DEMO_INDEX[name] else i = synthetic_index_of(name) end
+  if i and i <= job.size then return i end
+  return nil
+end
+
+-- Descriptions of FAILED tasks, cycled in order over the job's FAILED tasks:
+-- spaces, Chinese text, '*' and '~' exercise the client's encoding and output.
+M.FAILED_DESCRIPTIONS = {
+  "report version is not conform",
+  "下载失败：固件校验错误",
+  "timeout * retry ~ later",
+  "device offline, upgrade timed out (30 min)",
+  "升级超时 * 请稍后重试 ~",
+}
+
+-- UTC epoch seconds -> "YYYY-MM-DDThh:mm:ss.000Z" (civil-from-days, no os.date,
+-- so the result never depends on the local time zone).
+local function iso_utc_ms(t)
+  local days, secs = floor(t / 86400), t % 86400
+  local z = days + 719468
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local d = doy - floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then y = y + 1 end
+  return format("%04d-%02d-%02dT%02d:%02d:%02d.000Z", y, m, d,
+                floor(secs / 3600), floor(secs % 3600 / 60), secs % 60)
+end
+M.iso_utc_ms = iso_utc_ms
+
+local BASE_EPOCH = 1572838702   -- 2019-11-04T03:38:22Z
+
+-- Field order of a task record, as in the API reference (Timeout last, optional).
+M.TASK_FIELDS = {
+  "SrcVersion", "DeviceName", "FirmwareId", "IotId", "ProductKey", "JobId", "TaskDesc",
+  "DestVersion", "UtcCreate", "UtcModified", "TaskStatus", "ProductName", "TaskId",
+  "Progress", "Timeout",
+}
+
+local SRC_VERSIONS = { "1.0.0", "1.0.1", "0.9.8" }
+
+-- The task record (a plain table, all values strings) of task i of a job.
+-- job is a descriptor from parse() or a JobId string.
+function M.task(job, i)
+  if type(job) == "string" then job = assert(M.parse(job), "unknown job " .. job) end
+  local status = M.job_status_of(job, i)
+  local progress = "0.00"
+  if status == "SUCCEEDED" then
+    progress = "100.00"
+  elseif status == "IN_PROGRESS" then
+    local p = (i * 7919) % 9999 + 1                     -- 0.01 .. 99.99
+    progress = format("%d.%02d", floor(p / 100), p % 100)
+  end
+  local created = BASE_EPOCH + (i - 1)
+  local modified = created
+  if status ~= "QUEUED" then modified = created + 60 + (i * 37) % 3600 end
+  local desc = ""
+  if status == "FAILED" then
+    local n = #M.FAILED_DESCRIPTIONS
+    desc = M.FAILED_DESCRIPTIONS[(rank_in_status(job, i) - 1) % n + 1]
+  end
+  local t = {
+    SrcVersion = job.demo and "2.3.1" or SRC_VERSIONS[i % 3 + 1],
+    DeviceName = M.job_device_name(job, i),
+    FirmwareId = "FW-" .. job.id,
+    IotId = format("%sIot%010dEmu", job.demo and "Demo" or "Syn", i),
+    ProductKey = job.demo and "a1DemoThrm9" or "a1EmuSensr7",
+    JobId = job.id,
+    TaskDesc = desc,
+    DestVersion = job.demo and "2.4.0" or "1.1.0",
+    UtcCreate = iso_utc_ms(created),
+    UtcModified = iso_utc_ms(modified),
+    TaskStatus = status,
+    ProductName = job.demo and "SmartThermostat" or "EmuSensor",
+    -- Unique within and across jobs; clients must treat it as opaque.
+    TaskId = format("%s-T%07d", job.id, i),
+    Progress = progress,
+  }
+  if i % 4 == 0 then t.Timeout = tostring(30 * (i % 5 + 1)) end   -- minutes
+  return t
+end
+
+return M

@@ -1,0 +1,120 @@
+-- Emulator state kept in nginx shared dicts (declared in nginx.conf.in), so it
+-- survives across requests: request log, used nonces, throttle windows, fault
+-- config and the fault request counter.
+
+local cjson = require "cjson.safe"
+local codec = require "codec"
+
+local M = {}
+
+local log_dict = ngx.shared.emu_log          -- "n" = entry count, "<i>" = JSON entry i
+local nonce_dict = ngx.shared.emu_nonces     -- "<AccessKeyId>\0<nonce>" -> true, TTL 900 s
+local throttle_dict = ngx.shared.emu_throttle -- list "<AccessKeyId>" of request times
+local state_dict = ngx.shared.emu_state      -- "faults" (JSON), "requests" (counter)
+
+M.NONCE_TTL = 900
+
+-- Fault options; every value is a non-negative integer, 0 = off.
+M.FAULT_NAMES = {
+  "latency_ms", "error_500_every", "error_503_every", "reset_every",
+  "malformed_every", "truncated_every", "qps", "huge_body_bytes",
+}
+
+-- Request log ---------------------------------------------------------------
+
+function M.log_append(entry)
+  local n = log_dict:incr("n", 1, 0)
+  local ok, err = log_dict:safe_set(tostring(n), codec.json(entry))
+  if not ok then ngx.log(ngx.ERR, "emulator log full: ", err) end
+end
+
+-- The log as a JSON array text (entries are stored already encoded).
+function M.log_json()
+  local n = log_dict:get("n") or 0
+  local parts = {}
+  for i = 1, n do
+    parts[#parts + 1] = log_dict:get(tostring(i)) or "null"
+  end
+  return "[" .. table.concat(parts, ",") .. "]"
+end
+
+-- Nonces --------------------------------------------------------------------
+
+-- Records the nonce; false when it was already used by this AccessKeyId
+-- within the TTL. add() is atomic, so two racing requests cannot both pass.
+function M.use_nonce(access_key_id, nonce)
+  local ok, err = nonce_dict:add(access_key_id .. "\0" .. nonce, true, M.NONCE_TTL)
+  if ok then return true end
+  if err == "exists" then return false end
+  ngx.log(ngx.ERR, "nonce store: ", err)
+  return true
+end
+
+-- Throttling: sliding 1-second window per AccessKeyId --------------------------
+
+-- True when this request is within the limit (and counts it), false when it
+-- must be throttled (a throttled request does not count).
+function M.throttle_admit(access_key_id, qps)
+  ngx.update_time()
+  local now = ngx.now()
+  -- Drop timestamps older than 1 s. Lists have no peek: pop and push back the
+  -- first one still inside the window. No yield happens in between, and there
+  -- is one worker, so this is not racy.
+  while true do
+    local t = throttle_dict:lpop(access_key_id)
+    if t == nil then break end
+    if t > now - 1 then
+      throttle_dict:lpush(access_key_id, t)
+      break
+    end
+  end
+  if (throttle_dict:llen(access_key_id) or 0) >= qps then return false end
+  throttle_dict:rpush(access_key_id, now)
+  return true
+end
+
+-- Faults ----------------------------------------------------------------------
+
+function M.faults()
+  local raw = state_dict:get("faults")
+  local f = raw and cjson.decode(raw) or {}
+  for _, name in ipairs(M.FAULT_NAMES) do f[name] = f[name] or 0 end
+  return f
+end
+
+-- Validates and stores a fault config (a decoded JSON object); restarts the
+-- request counter. Returns true or nil and a message.
+function M.set_faults(config)
+  if type(config) ~= "table" then return nil, "body must be a JSON object" end
+  local known = {}
+  for _, name in ipairs(M.FAULT_NAMES) do known[name] = true end
+  local clean = {}
+  for k, v in pairs(config) do
+    if not known[k] then
+      return nil, "unknown fault option " .. tostring(k) .. " (known: " .. table.concat(M.FAULT_NAMES, ", ") .. ")"
+    end
+    if type(v) ~= "number" or v < 0 or v ~= math.floor(v) then
+      return nil, "fault option " .. k .. " must be a non-negative integer"
+    end
+    clean[k] = v
+  end
+  state_dict:set("faults", cjson.encode(clean))
+  state_dict:set("requests", 0)
+  return true
+end
+
+-- Number of this API request since the fault config was last set (1-based).
+function M.next_request_number()
+  return state_dict:incr("requests", 1, 0)
+end
+
+-- Reset -----------------------------------------------------------------------
+
+function M.reset()
+  for _, dict in ipairs({ log_dict, nonce_dict, throttle_dict, state_dict }) do
+    dict:flush_all()
+    dict:flush_expired()
+  end
+end
+
+return M
