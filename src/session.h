@@ -1,0 +1,14 @@
+/* session.h - the libcurl transport: a Session userdata owning one reusable easy handle. */
+#ifndef AIOT_SESSION_H
+#define AIOT_SESSION_H
+
+#include "compat.h"
+
+#define SESSION_MT "aliyun.iot.Session"
+
+/* Runs curl_global_init once per process (thread-safe); 0 on failure. */
+AIOT_HIDDEN int session_global_init(void);
+
+AIOT_HIDDEN void session_open(lua_State *L);
+
+#endif
