@@ -1,0 +1,144 @@
+--- Test helpers: the gateway emulator (start, stop by PID, log, faults),
+-- its accounts, clients pointed at it, and checks for leaked secrets.
+-- The emulator is driven with the curl command line, never with the
+-- project's own HTTP code, so a bug there cannot hide itself.
+local assert = require("luassert")
+local cjson = require("cjson.safe")
+local iot = require("aliyun.iot")
+
+local helpers = {}
+
+helpers.accounts = dofile("spec/emulator/accounts.lua")
+helpers.jobs = dofile("spec/emulator/jobs.lua")
+
+local function account(kind, n)
+  local i = 0
+  for _, a in ipairs(helpers.accounts) do
+    if a.kind == kind and not a.inactive then
+      i = i + 1
+      if i == (n or 1) then return a end
+    end
+  end
+  error("no emulator account of kind " .. kind)
+end
+helpers.ak = account("ak", 1)
+helpers.ak2 = account("ak", 2)
+helpers.sts = account("sts", 1)
+for _, a in ipairs(helpers.accounts) do
+  if a.inactive then helpers.inactive = a end
+end
+
+--- Every secret the emulator knows, to look for in any output.
+function helpers.all_secrets()
+  local list = {}
+  for _, a in ipairs(helpers.accounts) do
+    list[#list + 1] = a.access_key_secret
+    if a.security_token then list[#list + 1] = a.security_token end
+    if a.expired_token then list[#list + 1] = a.expired_token end
+  end
+  return list
+end
+
+local function sh(cmd)
+  local f = assert(io.popen(cmd, "r"))
+  local out = f:read("a")
+  local ok, _, code = f:close()
+  return out, ok, code
+end
+
+local Emulator = {}
+Emulator.__index = Emulator
+
+function Emulator:control(method, path, body)
+  local cmd = string.format("curl -sS -X %s %s %s/__emulator/%s", method,
+    body and ("-H 'Content-Type: application/json' --data-binary '" .. body .. "'") or "",
+    self.url, path)
+  local out, ok = sh(cmd)
+  assert(ok, "emulator control request failed: " .. cmd)
+  return out
+end
+
+function Emulator:log()
+  local entries = assert(cjson.decode(self:control("GET", "log")))
+  return entries
+end
+
+function Emulator:reset() self:control("POST", "reset") end
+
+function Emulator:faults(config)
+  self:control("POST", "faults", assert(cjson.encode(config)))
+end
+
+function Emulator:stop()
+  if self.pid then
+    sh(string.format("spec/emulator/stop %s %s", self.pid, self.dir))
+    self.pid = nil
+  end
+end
+
+--- Start an emulator on a free loopback port. Stop it with emu:stop().
+function helpers.start_emulator()
+  local out, ok = sh("spec/emulator/start")
+  local port, pid, dir = out:match("(%d+) (%d+) (%S+)")
+  assert(ok and port, "emulator did not start: " .. tostring(out))
+  return setmetatable({ port = tonumber(port), pid = pid, dir = dir,
+                        url = "http://127.0.0.1:" .. port }, Emulator)
+end
+
+--- A client for the emulator with the first AK account, options merged in.
+function helpers.client(emu, overrides)
+  local opts = {
+    endpoint = emu.url, region = "cn-shanghai",
+    access_key_id = helpers.ak.access_key_id,
+    access_key_secret = helpers.ak.access_key_secret,
+    timeout = 10, connect_timeout = 2,
+  }
+  for k, v in pairs(overrides or {}) do
+    if v == false and k ~= "ssl_verify" then opts[k] = nil else opts[k] = v end
+  end
+  return assert(iot.new(opts))
+end
+
+--- Fail if any known secret appears in `text` (raw or percent-encoded).
+function helpers.assert_no_secret(text)
+  text = tostring(text)
+  local core = require("aliyun.iot.core")
+  for _, secret in ipairs(helpers.all_secrets()) do
+    for _, form in ipairs({ secret, core.percent_encode(secret), core.percent_encode(core.percent_encode(secret)) }) do
+      assert(not text:find(form, 1, true), "a secret leaked into: " .. text:gsub(form, "<SECRET>"))
+    end
+  end
+end
+
+--- Check an error object: its shape, and that no secret is in it.
+function helpers.assert_error(err, code)
+  assert(type(err) == "table", "expected an error object, got " .. tostring(err))
+  assert(require("aliyun.iot.core").is_error(err), "not an aliyun.iot error object")
+  if code then assert.are.equal(code, err.code, tostring(err)) end
+  assert.is_string(err.message)
+  assert.is_boolean(err.retryable)
+  helpers.assert_no_secret(tostring(err))
+  for _, v in pairs(err) do helpers.assert_no_secret(v) end
+  return err
+end
+
+--- Run a Lua snippet in a child interpreter with a given environment.
+-- `env` maps names to values; false removes the variable.
+function helpers.run_lua(code, env)
+  local parts = { "env" }
+  for k, v in pairs(env or {}) do
+    if v == false then parts[#parts + 1] = "-u " .. k
+    else parts[#parts + 1] = string.format("%s='%s'", k, v) end
+  end
+  local lua = os.getenv("LUA") or "lua5.4"
+  local path = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;' LUA_CPATH='./build/?.so;;'"
+  local script = os.tmpname()
+  local f = assert(io.open(script, "w"))
+  f:write(code)
+  f:close()
+  local out, ok = sh(string.format("%s %s %s %s 2>&1", table.concat(parts, " "), path, lua, script))
+  os.remove(script)
+  return out, ok
+end
+
+return helpers
