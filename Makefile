@@ -26,7 +26,7 @@ test-deps: deps
 
 build: deps
 	@cmake -S . -B $(BUILD_DIR) -DLUA_VERSION=$(LUA_VERSION) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
-	@cmake --build $(BUILD_DIR) -j2
+	@cmake --build $(BUILD_DIR) -j2 -- --no-print-directory
 
 test: test-deps build
 	@LUA=$(LUA) BUILD_DIR=$(BUILD_DIR) scripts/run-tests
