@@ -39,5 +39,7 @@ build = {
       ["aliyun.iot.params"] = "lua/aliyun/iot/params.lua",
       ["aliyun.iot.request"] = "lua/aliyun/iot/request.lua",
       ["aliyun.iot.pager"] = "lua/aliyun/iot/pager.lua",
+      ["aliyun.iot.transport"] = "lua/aliyun/iot/transport/init.lua",
+      ["aliyun.iot.transport.curl"] = "lua/aliyun/iot/transport/curl.lua",
    },
 }

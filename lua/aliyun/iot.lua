@@ -13,6 +13,7 @@ local errors = require("aliyun.iot.errors")
 local params = require("aliyun.iot.params")
 local request = require("aliyun.iot.request")
 local pager = require("aliyun.iot.pager")
+local transports = require("aliyun.iot.transport")
 
 local type, pairs, setmetatable, error = type, pairs, setmetatable, error
 local format, match, sub = string.format, string.match, string.sub
@@ -38,7 +39,7 @@ local OPTIONS = {
   iot_instance_id = "string",
   timeout = "number", connect_timeout = "number",
   cafile = "string", ssl_verify = "boolean", max_body_bytes = "number",
-  transport = "table",
+  transport = "transport",
   -- Injection points (tests, clock-skew correction): clock() returns epoch
   -- seconds, nonce() a fresh SignatureNonce.
   clock = "function", nonce = "function",
@@ -56,8 +57,12 @@ local function check_options(opts)
     if not want then
       return invalid(format("unknown option %q for iot.new", tostring(name)))
     end
-    -- The transport may be a userdata (the C Session) or a table.
-    if type(value) ~= want and not (name == "transport" and type(value) == "userdata") then
+    -- A transport is a name ("curl", "resty") or an object (table or C userdata).
+    if want == "transport" then
+      if type(value) ~= "string" and type(value) ~= "table" and type(value) ~= "userdata" then
+        return invalid(format("option transport must be \"curl\", \"resty\" or an object, got %s", type(value)))
+      end
+    elseif type(value) ~= want then
       return invalid(format("option %s must be a %s, got %s", name, want, type(value)))
     end
   end
@@ -133,17 +138,8 @@ function iot.new(opts)
   if not creds then return nil, err end
   if opts.iot_instance_id == "" then return invalid("iot_instance_id must not be empty") end
 
-  local transport, owns_transport = opts.transport, false
-  if transport == nil then
-    transport = core.new_session{
-      timeout = opts.timeout or 10,
-      connect_timeout = opts.connect_timeout or 5,
-      cafile = opts.cafile,
-      verify = opts.ssl_verify,
-      max_body_bytes = opts.max_body_bytes,
-    }
-    owns_transport = true
-  end
+  local transport, owns_transport = transports.select(opts)
+  if not transport then return invalid(owns_transport) end
 
   local client = setmetatable({
     region = region,
