@@ -224,3 +224,52 @@ describe("core.timestamp", function()
     assert.has_error(function() core.timestamp(0 / 0) end)
   end)
 end)
+
+describe("core.sign_v3", function()
+  -- Alibaba's V3 documentation example (ALIYUN_NOTES.md).
+  local query = { ImageId = "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd", RegionId = "cn-shanghai" }
+  local function headers()
+    return {
+      host = "ecs.cn-shanghai.aliyuncs.com", ["x-acs-action"] = "RunInstances", ["x-acs-version"] = "2014-05-26",
+      ["x-acs-date"] = "2023-10-26T10:22:32Z", ["x-acs-signature-nonce"] = "3156853299f313e23d1673dc12e1703d",
+      ["x-acs-content-sha256"] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    }
+  end
+
+  it("reproduces the official example", function()
+    local sig, sts, canonical, signed = core.sign_v3("POST", query, headers(), "", "YourAccessKeySecret")
+    assert.are.equal("06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0", sig)
+    assert.are.equal("ACS3-HMAC-SHA256\n7ea06492da5221eba5297e897ce16e55f964061054b7695beedaac1145b1e259", sts)
+    assert.are.equal("host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version",
+      signed)
+    local first_lines = "POST\n/\nImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd&RegionId=cn-shanghai\n"
+    assert.are.equal(first_lines, canonical:sub(1, #first_lines))
+  end)
+
+  it("lowercases names, trims values and leaves unsigned headers out", function()
+    local h = headers()
+    h["x-acs-action"] = nil
+    h["X-Acs-Action"] = "  RunInstances\t"
+    h["User-Agent"] = "not signed"
+    h["Accept"] = "application/json"
+    local sig = core.sign_v3("POST", query, h, nil, "YourAccessKeySecret")
+    assert.are.equal("06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0", sig)
+  end)
+
+  it("hashes the body into the canonical request", function()
+    local _, _, canonical = core.sign_v3("POST", {}, { host = "h" }, "abc", "k")
+    assert.are.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", canonical:match("([^\n]+)$"))
+  end)
+
+  it("refuses the same header twice in different case", function()
+    assert.has_error(function()
+      core.sign_v3("POST", {}, { host = "a", Host = "b" }, "", "k")
+    end)
+  end)
+
+  it("never returns the secret", function()
+    local secret = "V3-secret-value-must-not-leak"
+    local out = table.concat({ core.sign_v3("POST", query, headers(), "", secret) }, "\n")
+    assert.falsy(out:find(secret, 1, true))
+  end)
+end)

@@ -7,6 +7,7 @@
  */
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "compat.h"
 #include "decode.h"
 #include "errors.h"
@@ -26,6 +27,7 @@ int luaopen_aliyun_iot_core(lua_State *L) {
     sign_open(L);
     session_open(L);
     decode_open(L);
+    clock_open(L);
 
     lua_pushliteral(L, AIOT_VERSION);
     lua_setfield(L, -2, "version");

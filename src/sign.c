@@ -17,11 +17,10 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/hmac.h>
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 #include <openssl/core_names.h>
 #include <openssl/params.h>
-#else
-#include <openssl/hmac.h>
 #endif
 
 #include "sign.h"
@@ -119,8 +118,8 @@ static int param_cmp(const void *a, const void *b) {
     return (x->klen > y->klen) - (x->klen < y->klen);
 }
 
-/* Raise for a params entry that is not string -> string, naming the key (never the secret). */
-static int bad_param(lua_State *L, int keyidx, const char *what) {
+/* Raise for a table entry that is not string -> string, naming the key (never the secret). */
+static int bad_param(lua_State *L, int arg, int keyidx, const char *what) {
     int kt = lua_type(L, keyidx);
     const char *msg;
     if (kt == LUA_TSTRING) {
@@ -134,7 +133,64 @@ static int bad_param(lua_State *L, int keyidx, const char *what) {
         msg = lua_pushfstring(L, "parameter key must be a string (got %s)",
                               luaL_typename(L, keyidx));
     }
-    return luaL_argerror(L, 2, msg);
+    return luaL_argerror(L, arg, msg);
+}
+
+/*
+ * Collect the string -> string pairs of the table at argument `arg`, sorted by key in byte
+ * order, skipping "Signature" when asked. Raises, naming the key, on any other entry. The
+ * array is `stackbuf` when it fits, else GC-owned scratch pushed on the stack. Pointers stay
+ * valid while the table is anchored and unmodified.
+ */
+static struct param *collect_params(lua_State *L, int arg, struct param *stackbuf, size_t cap,
+                                    int skip_signature, size_t *count) {
+    size_t n = 0;
+    struct param *params;
+    lua_pushnil(L);
+    while (lua_next(L, arg) != 0) {
+        int top = lua_gettop(L);
+        if (lua_type(L, top - 1) != LUA_TSTRING)
+            bad_param(L, arg, top - 1, "");
+        if (lua_type(L, top) != LUA_TSTRING)
+            bad_param(L, arg, top - 1, "must be a string");
+        n++;
+        lua_pop(L, 1);
+    }
+    params = n <= cap ? stackbuf : aiot_newuserdata(L, n * sizeof *params);
+    n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, arg) != 0) {
+        struct param *e = &params[n];
+        e->k = lua_tolstring(L, -2, &e->klen);
+        e->v = lua_tolstring(L, -1, &e->vlen);
+        lua_pop(L, 1);
+        if (skip_signature && e->klen == 9 && memcmp(e->k, "Signature", 9) == 0)
+            continue;
+        n++;
+    }
+    qsort(params, n, sizeof *params, param_cmp);
+    *count = n;
+    return params;
+}
+
+/* enc(k)=enc(v) joined by '&', into stackbuf or GC-owned scratch; returns it, length in *len. */
+static char *canonical_query(lua_State *L, const struct param *params, size_t n, char *stackbuf,
+                             size_t cap, size_t *len) {
+    size_t i, max = 1;
+    char *cq, *p;
+    /* Worst case: every byte becomes %XY. Cheaper than measuring each string twice. */
+    for (i = 0; i < n; i++)
+        max += 3 * (params[i].klen + params[i].vlen) + 2;
+    p = cq = scratch(L, stackbuf, cap, max);
+    for (i = 0; i < n; i++) {
+        if (i > 0)
+            *p++ = '&';
+        p = sign_encode(p, params[i].k, params[i].klen);
+        *p++ = '=';
+        p = sign_encode(p, params[i].v, params[i].vlen);
+    }
+    *len = (size_t)(p - cq);
+    return cq;
 }
 
 static void raise_openssl(lua_State *L, const char *what) {
@@ -218,12 +274,12 @@ static int hmac_sha1(struct hmac_cache *cache, const unsigned char *key, size_t 
  * table is an argument (so it is anchored on the stack) and we never modify it.
  */
 static int l_sign_v1(lua_State *L) {
-    size_t mlen, slen, n = 0, i, cqmax = 0, cqlen, stslen;
+    size_t mlen, slen, n = 0, cqlen, stslen;
     const char *method = luaL_checklstring(L, 1, &mlen);
     const char *secret;
     struct param stackparams[32], *params;
     char cqbuf[4096], stsbuf[8192];
-    char *cq, *sts, *p;
+    char *cq, *sts;
     unsigned char keybuf[128], *key, md[20];
     unsigned char b64[32];
     int ok;
@@ -235,47 +291,8 @@ static int l_sign_v1(lua_State *L) {
     secret = lua_tolstring(L, 3, &slen);
     lua_settop(L, 3);
 
-    /* Pass 1: validate and count. lua_next is safe: we never convert keys in place. */
-    lua_pushnil(L);
-    while (lua_next(L, 2) != 0) {
-        if (lua_type(L, 4) != LUA_TSTRING)
-            return bad_param(L, 4, "");
-        if (lua_type(L, 5) != LUA_TSTRING)
-            return bad_param(L, 4, "must be a string");
-        n++;
-        lua_pop(L, 1);
-    }
-
-    params = n <= sizeof stackparams / sizeof stackparams[0]
-                 ? stackparams
-                 : aiot_newuserdata(L, n * sizeof *params);
-
-    /* Pass 2: collect, skipping Signature, and size the canonical query. */
-    n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, 2) != 0) {
-        struct param *e = &params[n];
-        e->k = lua_tolstring(L, -2, &e->klen);
-        e->v = lua_tolstring(L, -1, &e->vlen);
-        lua_pop(L, 1);
-        if (e->klen == 9 && memcmp(e->k, "Signature", 9) == 0)
-            continue;
-        /* Worst case: every byte becomes %XY. Cheaper than measuring each string twice. */
-        cqmax += 3 * (e->klen + e->vlen) + 2;
-        n++;
-    }
-    qsort(params, n, sizeof *params, param_cmp);
-
-    cq = scratch(L, cqbuf, sizeof cqbuf, cqmax);
-    p = cq;
-    for (i = 0; i < n; i++) {
-        if (i > 0)
-            *p++ = '&';
-        p = sign_encode(p, params[i].k, params[i].klen);
-        *p++ = '=';
-        p = sign_encode(p, params[i].v, params[i].vlen);
-    }
-    cqlen = (size_t)(p - cq);
+    params = collect_params(L, 2, stackparams, sizeof stackparams / sizeof stackparams[0], 1, &n);
+    cq = canonical_query(L, params, n, cqbuf, sizeof cqbuf, &cqlen);
     /* Encoding the query again: '%', '=' and '&' grow to 3 bytes each, at most. */
     sts = scratch(L, stsbuf, sizeof stsbuf, mlen + 5 + 3 * cqlen);
     memcpy(sts, method, mlen);
@@ -300,6 +317,154 @@ static int l_sign_v1(lua_State *L) {
     lua_pushlstring(L, sts, stslen);
     lua_pushlstring(L, cq, cqlen);
     return 3;
+}
+
+/* ---- signature V3 (ACS3-HMAC-SHA256) ---------------------------------------------------- */
+
+static void hex_lower(char *out, const unsigned char *md, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+    for (i = 0; i < n; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+}
+
+/* Push hex(SHA-256(data)) as a Lua string. */
+static void push_sha256_hex(lua_State *L, const char *data, size_t len) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char out[64];
+    if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+        raise_openssl(L, "SHA-256");
+    hex_lower(out, md, 32);
+    lua_pushlstring(L, out, 64);
+}
+
+/* V3 signs host, content-type and every x-acs-* header; the rest (User-Agent...) are not. */
+static int v3_signed_header(const char *name, size_t len) {
+    return (len == 4 && memcmp(name, "host", 4) == 0) ||
+           (len == 12 && memcmp(name, "content-type", 12) == 0) ||
+           (len > 6 && memcmp(name, "x-acs-", 6) == 0);
+}
+
+/*
+ * core.sign_v3(method, query, headers, body, secret)
+ *   -> signature, string_to_sign, canonical_request, signed_headers
+ *
+ * query and headers map strings to strings; body is a string or nil (empty). Header names are
+ * lowercased and values trimmed; only host, content-type and x-acs-* take part. Pure: the
+ * caller supplies x-acs-date and x-acs-signature-nonce among the headers.
+ */
+static int l_sign_v3(lua_State *L) {
+    size_t mlen, blen = 0, slen, nq, nh, i, cqlen, crlen;
+    const char *method = luaL_checklstring(L, 1, &mlen);
+    const char *body = "", *secret, *cr;
+    struct param qstack[32], hstack[16], *query, *hdrs;
+    char cqbuf[4096], sts[17 + 64], sig[64];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    luaL_Buffer b;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 4)) {
+        if (lua_type(L, 4) != LUA_TSTRING)
+            return aiot_typeerror(L, 4, "string or nil");
+        body = lua_tolstring(L, 4, &blen);
+    }
+    if (lua_type(L, 5) != LUA_TSTRING)
+        return aiot_typeerror(L, 5, "string");
+    secret = lua_tolstring(L, 5, &slen);
+    lua_settop(L, 5);
+
+    /* Signed headers, lowercased and trimmed, into a fresh table at index 6. */
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, 3) != 0) {
+        size_t klen, vlen;
+        const char *k, *v;
+        if (lua_type(L, -2) != LUA_TSTRING)
+            return bad_param(L, 3, lua_gettop(L) - 1, "");
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return bad_param(L, 3, lua_gettop(L) - 1, "must be a string");
+        k = lua_tolstring(L, -2, &klen);
+        v = lua_tolstring(L, -1, &vlen);
+        {
+            char lname[64];
+            if (klen < sizeof lname) {
+                for (i = 0; i < klen; i++)
+                    lname[i] = (k[i] >= 'A' && k[i] <= 'Z') ? (char)(k[i] + 32) : k[i];
+                if (v3_signed_header(lname, klen)) {
+                    while (vlen > 0 && (*v == ' ' || *v == '\t'))
+                        v++, vlen--;
+                    while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+                        vlen--;
+                    lua_pushlstring(L, lname, klen);
+                    lua_pushvalue(L, -1);
+                    lua_rawget(L, 6);
+                    if (!lua_isnil(L, -1))
+                        return luaL_argerror(L, 3, lua_pushfstring(L, "header '%s' given twice",
+                                                                   lua_tostring(L, -2)));
+                    lua_pop(L, 1);
+                    lua_pushlstring(L, v, vlen);
+                    lua_rawset(L, 6);
+                }
+            }
+        }
+        lua_pop(L, 1);
+    }
+
+    query = collect_params(L, 2, qstack, sizeof qstack / sizeof qstack[0], 0, &nq);
+    hdrs = collect_params(L, 6, hstack, sizeof hstack / sizeof hstack[0], 0, &nh);
+    {
+        char *q = canonical_query(L, query, nq, cqbuf, sizeof cqbuf, &cqlen);
+        push_sha256_hex(L, body, blen); /* the payload hash, kept on the stack */
+        luaL_buffinit(L, &b);
+        luaL_addlstring(&b, method, mlen);
+        luaL_addstring(&b, "\n/\n");
+        luaL_addlstring(&b, q, cqlen);
+        luaL_addchar(&b, '\n');
+        for (i = 0; i < nh; i++) {
+            luaL_addlstring(&b, hdrs[i].k, hdrs[i].klen);
+            luaL_addchar(&b, ':');
+            luaL_addlstring(&b, hdrs[i].v, hdrs[i].vlen);
+            luaL_addchar(&b, '\n');
+        }
+        luaL_addchar(&b, '\n');
+        for (i = 0; i < nh; i++) {
+            if (i > 0)
+                luaL_addchar(&b, ';');
+            luaL_addlstring(&b, hdrs[i].k, hdrs[i].klen);
+        }
+        luaL_addchar(&b, '\n');
+        luaL_pushresult(&b); /* canonical request (the payload hash is added below) */
+    }
+    /* Append the payload hash: the buffer could not take it from the stack mid-build. */
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+    cr = lua_tolstring(L, -1, &crlen);
+
+    memcpy(sts, "ACS3-HMAC-SHA256\n", 17);
+    if (!EVP_Digest(cr, crlen, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+        raise_openssl(L, "SHA-256");
+    hex_lower(sts + 17, md, 32);
+    if (HMAC(EVP_sha256(), secret, (int)slen, (const unsigned char *)sts, sizeof sts, md,
+             &mdlen) == NULL || mdlen != 32)
+        raise_openssl(L, "HMAC-SHA256");
+    hex_lower(sig, md, 32);
+
+    lua_pushlstring(L, sig, sizeof sig);
+    lua_pushlstring(L, sts, sizeof sts);
+    lua_pushvalue(L, -3); /* canonical request */
+    luaL_buffinit(L, &b);
+    for (i = 0; i < nh; i++) {
+        if (i > 0)
+            luaL_addchar(&b, ';');
+        luaL_addlstring(&b, hdrs[i].k, hdrs[i].klen);
+    }
+    luaL_pushresult(&b);
+    return 4;
 }
 
 /* core.nonce() -> random UUID v4, lowercase, 36 characters */
@@ -357,6 +522,7 @@ void sign_open(lua_State *L) {
         {"percent_encode", l_percent_encode},
         {"nonce", l_nonce},
         {"timestamp", l_timestamp},
+        {"sign_v3", l_sign_v3},
         {NULL, NULL},
     };
     struct hmac_cache *cache;
