@@ -8,6 +8,13 @@ local iot = require("aliyun.iot")
 
 local helpers = {}
 
+--- math.type where it exists (5.3+); on 5.1/5.2/LuaJIT, where every number is
+-- a double, "integer" for an integral number, else "float" (nil for non-numbers).
+helpers.math_type = math.type or function(v)
+  if type(v) ~= "number" then return nil end
+  return (v == math.floor(v) and v == v and v ~= math.huge and v ~= -math.huge) and "integer" or "float"
+end
+
 helpers.accounts = dofile("spec/emulator/accounts.lua")
 helpers.jobs = dofile("spec/emulator/jobs.lua")
 
@@ -41,7 +48,7 @@ end
 
 local function sh(cmd)
   local f = assert(io.popen(cmd, "r"))
-  local out = f:read("a")
+  local out = f:read("*a") -- "*a": Lua 5.1/LuaJIT need the star
   local ok, _, code = f:close()
   return out, ok, code
 end
@@ -86,15 +93,20 @@ function helpers.start_emulator()
 end
 
 --- A client for the emulator with the first AK account, options merged in.
+-- Retries and the rate limiter are off unless a spec asks for them, so each
+-- spec sees the raw outcome of every request (the resilience specs turn them
+-- on); a false override removes an option.
+local KEEP_FALSE = { ssl_verify = true, rate_limit = true, correct_clock_skew = true }
 function helpers.client(emu, overrides)
   local opts = {
     endpoint = emu.url, region = "cn-shanghai",
     access_key_id = helpers.ak.access_key_id,
     access_key_secret = helpers.ak.access_key_secret,
     timeout = 10, connect_timeout = 2,
+    max_retries = 0, rate_limit = false,
   }
   for k, v in pairs(overrides or {}) do
-    if v == false and k ~= "ssl_verify" then opts[k] = nil else opts[k] = v end
+    if v == false and not KEEP_FALSE[k] then opts[k] = nil else opts[k] = v end
   end
   return assert(iot.new(opts))
 end
@@ -131,7 +143,8 @@ function helpers.run_lua(code, env)
     else parts[#parts + 1] = string.format("%s='%s'", k, v) end
   end
   local lua = os.getenv("LUA") or "lua5.4"
-  local path = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;' LUA_CPATH='./build/?.so;;'"
+  local path = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;' LUA_CPATH='./"
+    .. (os.getenv("BUILD_DIR") or "build") .. "/?.so;;'"
   local script = os.tmpname()
   local f = assert(io.open(script, "w"))
   f:write(code)

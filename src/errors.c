@@ -73,7 +73,7 @@ static int push_field(lua_State *L, int t, const char *field, const char *prefix
 }
 
 /*
- * "Code: message (HTTP 404, RequestId 1A2B...)", omitting what is nil. Never raises on odd
+ * "Code: message (HTTP 404, RequestId 1A2B..., attempts 4)", omitting what is nil. Never raises on odd
  * contents: a __tostring that fails would hide the original error.
  */
 static int l_error_tostring(lua_State *L) {
@@ -91,6 +91,8 @@ static int l_error_tostring(lua_State *L) {
     n += push_field(L, 1, "message", ": ");
     paren = push_field(L, 1, "http_status", " (HTTP ");
     paren += push_field(L, 1, "request_id", paren ? ", RequestId " : " (RequestId ");
+    /* After retries, say how many tries it took to give up. */
+    paren += push_field(L, 1, "attempts", paren ? ", attempts " : " (attempts ");
     n += paren;
     if (paren) {
         lua_pushliteral(L, ")");

@@ -14,6 +14,7 @@ local params = require("aliyun.iot.params")
 local request = require("aliyun.iot.request")
 local pager = require("aliyun.iot.pager")
 local transports = require("aliyun.iot.transport")
+local limiter = require("aliyun.iot.limiter")
 
 local type, pairs, setmetatable, error = type, pairs, setmetatable, error
 local format, match, sub = string.format, string.match, string.sub
@@ -23,6 +24,8 @@ local iot = {
   VERSION = core.version,
   codes = core.codes,
   TASK_STATUSES = params.TASK_STATUSES,
+  -- Alibaba's recommended signature; the official Node SDK for this API signs with it.
+  DEFAULT_SIGNATURE_VERSION = "v1",
 }
 
 local Client = {}
@@ -40,8 +43,11 @@ local OPTIONS = {
   timeout = "number", connect_timeout = "number",
   cafile = "string", ssl_verify = "boolean", max_body_bytes = "number",
   transport = "transport",
-  -- Injection points (tests, clock-skew correction): clock() returns epoch
-  -- seconds, nonce() a fresh SignatureNonce.
+  signature_version = "string",
+  max_retries = "number", deadline = "number",
+  rate_limit = "rate", correct_clock_skew = "boolean",
+  -- Injection points (tests): clock() returns epoch seconds, nonce() a fresh
+  -- SignatureNonce.
   clock = "function", nonce = "function",
 }
 
@@ -62,11 +68,23 @@ local function check_options(opts)
       if type(value) ~= "string" and type(value) ~= "table" and type(value) ~= "userdata" then
         return invalid(format("option transport must be \"curl\", \"resty\" or an object, got %s", type(value)))
       end
+    elseif want == "rate" then
+      if value ~= false and (type(value) ~= "number" or not (value > 0 and value < math.huge)) then
+        return invalid(format("option rate_limit must be requests per second (> 0) or false, got %s",
+          tostring(value)))
+      end
     elseif type(value) ~= want then
       return invalid(format("option %s must be a %s, got %s", name, want, type(value)))
     end
   end
-  for _, name in ipairs({ "timeout", "connect_timeout", "max_body_bytes" }) do
+  if opts.signature_version ~= nil and opts.signature_version ~= "v1" and opts.signature_version ~= "v3" then
+    return invalid(format("option signature_version must be \"v3\" or \"v1\", got %q", opts.signature_version))
+  end
+  local retries = opts.max_retries
+  if retries ~= nil and (retries < 0 or retries ~= math.floor(retries) or retries > 100) then
+    return invalid(format("option max_retries must be an integer from 0 to 100, got %s", tostring(retries)))
+  end
+  for _, name in ipairs({ "timeout", "connect_timeout", "max_body_bytes", "deadline" }) do
     local v = opts[name]
     if v ~= nil and not (v > 0 and v < math.huge) then
       return invalid(format("option %s must be a positive number, got %s", name, tostring(v)))
@@ -96,7 +114,8 @@ local function resolve_credentials(opts)
     return missing_credentials("access_key_secret is missing or empty (from " .. source .. ")")
   end
   if token == "" then token = nil end
-  return { access_key_id = id, access_key_secret = secret, security_token = token, source = source }
+  local static = { access_key_id = id, access_key_secret = secret, security_token = token }
+  return { access_key_id = id, source = source, provider = { get = function() return static end } }
 end
 
 local function resolve_endpoint(opts)
@@ -147,19 +166,26 @@ function iot.new(opts)
     access_key_id = creds.access_key_id,
     credentials_source = creds.source,
     iot_instance_id = opts.iot_instance_id,
+    signature_version = opts.signature_version or iot.DEFAULT_SIGNATURE_VERSION,
   }, Client)
   private[client] = {
     base_url = base_url,
+    host = match(base_url, "^https?://(.*)$"),
     region = region,
-    access_key_id = creds.access_key_id,
-    access_key_secret = creds.access_key_secret,
-    security_token = creds.security_token,
+    credentials = creds.provider,
     iot_instance_id = opts.iot_instance_id,
+    signature_version = client.signature_version,
     transport = transport,
     owns_transport = owns_transport,
+    limiter = opts.rate_limit ~= false and limiter.new{ rate = opts.rate_limit } or nil,
+    max_retries = opts.max_retries,
+    deadline = opts.deadline,
+    correct_clock_skew = opts.correct_clock_skew,
     clock = opts.clock,
     nonce = opts.nonce,
-    secrets = { creds.access_key_secret, creds.security_token },
+    now = core.now,
+    monotonic = core.monotonic,
+    sleep = transports.sleep_function(),
   }
   return client
 end
@@ -176,10 +202,25 @@ end
 -- page.tasks is an array of task tables with the API's field names; page
 -- also carries Total, PageSize, CurrentPage, PageCount and RequestId.
 function Client:ListOTATaskByJob(p)
-  local state = state_of(self, "ListOTATaskByJob")
-  local flat, err = params.ListOTATaskByJob(p)
+  return self:call("ListOTATaskByJob", p)
+end
+
+-- Actions whose responses get more than generic decoding.
+local DECODERS = { ListOTATaskByJob = core.decode_tasks }
+
+--- Any Iot 2018-01-20 RPC action. Lists flatten to Name.1..N, tables to
+-- Name.Field, booleans to "true"/"false". Returns the decoded response table
+-- (a page for ListOTATaskByJob) or nil, err. opts.dry_run = true returns the
+-- signed request (method, url, headers, body) without sending it.
+function Client:call(action, p, opts)
+  local state = state_of(self, "call")
+  local flat, err = params.for_action(action, p)
   if not flat then return nil, err end
-  return request.send(state, "ListOTATaskByJob", flat, core.decode_tasks)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #3 to 'call' (table of options expected, got " .. type(opts) .. ")", 2)
+  end
+  if opts and opts.dry_run then return request.dry_run(state, action, flat) end
+  return request.send(state, action, flat, DECODERS[action] or core.decode)
 end
 
 local function listing_of(self, p, method)

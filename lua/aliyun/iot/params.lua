@@ -179,4 +179,88 @@ function params.ListOTATaskByJob(p)
   return flat
 end
 
+--- Render one scalar the way the official SDKs do: booleans as "true" and
+-- "false", integral numbers without a fraction ("10", not "10.0"), other
+-- numbers in the shortest form that reads back to the same value.
+local function render(name, v)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "boolean" then return v and "true" or "false" end
+  if t == "number" then
+    if v ~= v or v == huge or v == -huge then
+      return nil, format("parameter %s must be a finite number, got %s", name, tostring(v))
+    end
+    if floor(v) == v and v > -2^53 and v < 2^53 then return format("%d", v) end
+    local short = format("%.15g", v)
+    if tonumber(short) == v then return short end
+    return format("%.17g", v)
+  end
+  return nil, format("parameter %s has a %s value; expected a string, number, boolean or table", name, t)
+end
+
+local function is_list(t)
+  local n = #t
+  for k in pairs(t) do
+    if type(k) ~= "number" or k < 1 or k > n or floor(k) ~= k then return false end
+  end
+  return true
+end
+
+local MAX_NESTING = 8
+
+-- Lists become Name.1..N, tables Name.Field, as the RPC APIs expect.
+local function flatten_into(out, name, v, depth)
+  if type(v) ~= "table" then
+    local s, msg = render(name, v)
+    if not s then return nil, msg end
+    out[name] = s
+    return true
+  end
+  if depth > MAX_NESTING then
+    return nil, format("parameter %s is nested more than %d levels deep", name, MAX_NESTING)
+  end
+  if is_list(v) then
+    for i = 1, #v do
+      local ok, msg = flatten_into(out, name .. "." .. i, v[i], depth + 1)
+      if not ok then return nil, msg end
+    end
+  else
+    for k, item in pairs(v) do
+      if type(k) ~= "string" then
+        return nil, format("parameter %s mixes list items and fields (key %s)", name, describe(k))
+      end
+      local ok, msg = flatten_into(out, name .. "." .. k, item, depth + 1)
+      if not ok then return nil, msg end
+    end
+  end
+  return true
+end
+
+--- Flatten the parameters of any RPC action into string -> string.
+function params.flatten(action, p)
+  if type(action) ~= "string" or not match(action, "^%u%w*$") then
+    return nil, invalid(format("action must be an API name such as ListOTATaskByJob, got %s", describe(action)))
+  end
+  if p == nil then return {} end
+  if type(p) ~= "table" then
+    return nil, invalid(format("%s expects a table of parameters, got %s", action, describe(p)))
+  end
+  local flat = {}
+  for name, v in pairs(p) do
+    if type(name) ~= "string" or not match(name, "^%a[%w%.]*$") then
+      return nil, invalid(format("parameter name %s for %s is not an API parameter name", describe(name), action))
+    end
+    local ok, msg = flatten_into(flat, name, v, 1)
+    if not ok then return nil, invalid(msg) end
+  end
+  return flat
+end
+
+--- Validate (where rules exist) and flatten the parameters of one call.
+function params.for_action(action, p)
+  local specific = params[action]
+  if rules[action] and specific then return specific(p) end
+  return params.flatten(action, p)
+end
+
 return params

@@ -1,47 +1,54 @@
---- The request pipeline: build -> sign -> transport -> decode.
--- `build` and `sign` are pure (clock and nonce come in as arguments), so a
--- signed request can be reproduced in a test or returned without sending.
--- The transport is any object with `:request(method, url, headers, body)`
--- returning `status, body, headers` or `nil, err`: the libcurl Session from
--- the C core, or a cosocket transport inside OpenResty.
+--- The request pipeline: build -> sign -> (rate limit) -> transport -> decode,
+-- with retries around the whole of it.
+-- `build_v1`, `sign_v1` and `sign_v3` are pure (time and nonce come in as
+-- arguments), so a signed request can be reproduced in a test or returned
+-- without sending (dry_run). The transport is any object with
+-- `:request(method, url, headers, body)` returning `status, body, headers`
+-- or `nil, err`: the libcurl Session from the C core, or cosockets in nginx.
 local core = require("aliyun.iot.core")
 local errors = require("aliyun.iot.errors")
 
-local pairs = pairs
-local sign_v1, percent_encode = core.sign_v1, core.percent_encode
-local timestamp, nonce = core.timestamp, core.nonce
+local pairs, setmetatable, tostring = pairs, setmetatable, tostring
+local format, match, gsub = string.format, string.match, string.gsub
+local min, random = math.min, math.random
+local sign_v1, sign_v3, percent_encode = core.sign_v1, core.sign_v3, core.percent_encode
 
 local request = {}
 
 request.API_VERSION = "2018-01-20"
+request.DEFAULT_MAX_RETRIES = 3
 
 -- Response headers: the gateway repeats the RequestId here, which matters
 -- when a body is unreadable and carries none.
 local REQUEST_ID_HEADER = "x-acs-request-id"
+local EMPTY_BODY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
---- The full parameter set of one RPC call, without the Signature.
--- `state` is the client's private state (see aliyun/iot.lua).
-function request.build_v1(state, action, api_params, at, signature_nonce)
+-- Backoff with full jitter (a random wait in [0, cap]); throttling gets a
+-- longer base, because the account's whole quota is what ran out.
+local BACKOFF_BASE, THROTTLE_BASE, BACKOFF_CAP = 0.1, 1.0, 10
+
+--- The full V1 parameter set of one RPC call, without the Signature.
+function request.build_v1(state, creds, action, api_params, at, signature_nonce)
   local p = {
     Action = action,
     Version = request.API_VERSION,
     Format = "JSON",
-    AccessKeyId = state.access_key_id,
+    AccessKeyId = creds.access_key_id,
     SignatureMethod = "HMAC-SHA1",
     SignatureVersion = "1.0",
     SignatureNonce = signature_nonce,
     Timestamp = at,
     RegionId = state.region,
-    SecurityToken = state.security_token,
+    SecurityToken = creds.security_token,
     IotInstanceId = state.iot_instance_id,
   }
   for k, v in pairs(api_params) do p[k] = v end
   return p
 end
 
---- Sign a parameter set and return the request to send: method, url, headers.
-function request.sign_v1(state, p)
-  local signature, _, canonical_query = sign_v1("GET", p, state.access_key_secret)
+--- V1: GET with every parameter and the Signature in the query.
+function request.sign_v1(state, creds, p)
+  local signature, _, canonical_query = sign_v1("GET", p, creds.access_key_secret)
   return {
     method = "GET",
     url = state.base_url .. "/?" .. canonical_query .. "&Signature=" .. percent_encode(signature),
@@ -49,29 +56,160 @@ function request.sign_v1(state, p)
   }
 end
 
---- build + sign, with a fresh nonce and timestamp from the client's clock
--- and nonce source (OpenSSL's RNG and the system clock unless injected).
-function request.prepare(state, action, api_params)
-  local at = timestamp(state.clock and state.clock() or nil)
-  local signature_nonce = state.nonce and state.nonce() or nonce()
-  return request.sign_v1(state, request.build_v1(state, action, api_params, at, signature_nonce))
+--- V3 (ACS3-HMAC-SHA256), as the official Node SDK sends RPC calls: POST to
+-- "/" with an empty body, the API parameters in the query, and the action,
+-- version, time and nonce in signed x-acs-* headers.
+function request.sign_v3(state, creds, action, api_params, at, signature_nonce)
+  local query = {}
+  if state.iot_instance_id then query.IotInstanceId = state.iot_instance_id end
+  for k, v in pairs(api_params) do query[k] = v end
+  local headers = {
+    host = state.host,
+    ["x-acs-action"] = action,
+    ["x-acs-version"] = request.API_VERSION,
+    ["x-acs-date"] = at,
+    ["x-acs-signature-nonce"] = signature_nonce,
+    ["x-acs-content-sha256"] = EMPTY_BODY_SHA256,
+    ["x-acs-security-token"] = creds.security_token,
+    -- Set explicitly: libcurl would add it to a POST anyway, and a
+    -- content-type that is sent must also be signed.
+    ["content-type"] = "application/x-www-form-urlencoded",
+  }
+  local signature, _, canonical_request, signed_headers = sign_v3("POST", query, headers, "", creds.access_key_secret)
+  headers.Authorization = format("ACS3-HMAC-SHA256 Credential=%s,SignedHeaders=%s,Signature=%s",
+    creds.access_key_id, signed_headers, signature)
+  headers.Accept = "application/json"
+  -- The canonical query is the third line of the canonical request.
+  local canonical_query = match(canonical_request, "^[^\n]*\n[^\n]*\n([^\n]*)\n")
+  return {
+    method = "POST",
+    url = state.base_url .. "/" .. (canonical_query ~= "" and ("?" .. canonical_query) or ""),
+    headers = headers,
+    body = "",
+  }
 end
 
---- Send one call and decode its response with `decode(body, status)`.
--- Returns the decoded value, or nil and an error object with every secret
--- scrubbed from its text.
-function request.send(state, action, api_params, decode)
-  local req = request.prepare(state, action, api_params)
-  local status, body, headers = state.transport:request(req.method, req.url, req.headers)
-  if not status then
-    return nil, errors.redact(body, state.secrets)
+-- Seconds since the epoch, from the injected clock or the system, corrected
+-- by the measured skew when the client was asked to.
+local function epoch(state)
+  local t = state.clock and state.clock() or state.now()
+  return t + (state.clock_offset or 0)
+end
+
+--- Sign one call with fresh time and nonce. Returns req, creds or nil, err.
+function request.prepare(state, action, api_params)
+  local creds, err = state.credentials:get()
+  if not creds then return nil, err end
+  local at = core.timestamp(epoch(state))
+  local signature_nonce = state.nonce and state.nonce() or core.nonce()
+  local req
+  if state.signature_version == "v1" then
+    req = request.sign_v1(state, creds, request.build_v1(state, creds, action, api_params, at, signature_nonce))
+  else
+    req = request.sign_v3(state, creds, action, api_params, at, signature_nonce)
   end
+  return req, creds
+end
+
+-- tostring() of a dry-run request: the SecurityToken is masked; the
+-- signature stays (it is single-use and proves nothing without the secret).
+local DryRun = {}
+DryRun.__name = "aliyun.iot.SignedRequest"
+function DryRun.__tostring(req)
+  local url = gsub(req.url, "SecurityToken=[^&]*", "SecurityToken=***")
+  return format("%s %s", req.method, url)
+end
+
+--- The signed request, without sending it (client:call's dry_run).
+function request.dry_run(state, action, api_params)
+  local req, err = request.prepare(state, action, api_params)
+  if not req then return nil, err end
+  return setmetatable(req, DryRun)
+end
+
+-- Date header ("Thu, 26 Nov 2026 09:53:23 GMT") to epoch seconds.
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+local function http_date_epoch(date)
+  local d, mon, y, hh, mm, ss = match(date or "", "^%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT$")
+  local m = MONTHS[mon]
+  if not m then return nil end
+  y, m, d = tonumber(y), m, tonumber(d)
+  -- Days from 1970-01-01 in the proleptic Gregorian calendar.
+  if m <= 2 then y = y - 1 end
+  local era = (y >= 0 and y or y - 399) - (y >= 0 and y or y - 399) % 400
+  era = era / 400
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = (153 * mp + 2 - (153 * mp + 2) % 5) / 5 + d - 1
+  local doe = yoe * 365 + (yoe - yoe % 4) / 4 - (yoe - yoe % 100) / 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
+end
+request.http_date_epoch = http_date_epoch
+
+-- One exchange: send, decode. Returns result or nil, err, response headers.
+local function exchange(state, req, decode)
+  local status, body, headers = state.transport:request(req.method, req.url, req.headers, req.body)
+  if not status then return nil, body end
   local result, err = decode(body, status)
-  if result == nil then
-    if err.request_id == nil and headers then err.request_id = headers[REQUEST_ID_HEADER] end
-    return nil, errors.redact(err, state.secrets)
+  if result == nil and err.request_id == nil then err.request_id = headers[REQUEST_ID_HEADER] end
+  return result, err, headers
+end
+
+local function backoff(attempt, err)
+  local base = match(err.code, "^Throttling") and THROTTLE_BASE or BACKOFF_BASE
+  return random() * min(BACKOFF_CAP, base * 2 ^ (attempt - 1))
+end
+
+--- Send one call and decode its response with `decode(body, status)`,
+-- retrying what is worth retrying (each attempt re-signed with a new nonce
+-- and timestamp). Returns the decoded value, or nil and an error object with
+-- every secret scrubbed from its text.
+function request.send(state, action, api_params, decode)
+  local started = state.monotonic()
+  local max_retries = state.max_retries or request.DEFAULT_MAX_RETRIES
+  local attempt, skew_corrected = 0, false
+  while true do
+    attempt = attempt + 1
+    local req, creds = request.prepare(state, action, api_params)
+    if not req then return nil, creds end
+    if state.limiter then
+      local wait = state.limiter:delay(creds.access_key_id, state.monotonic())
+      if wait > 0 then state.sleep(wait) end
+    end
+    local result, err, headers = exchange(state, req, decode)
+    if result ~= nil then return result end
+    errors.redact(err, { creds.access_key_secret, creds.security_token })
+    if attempt > 1 then err.attempts = attempt end
+
+    local retry_now = false
+    if err.code == "InvalidTimeStamp.Expired" and headers then
+      local server = http_date_epoch(headers.date)
+      if server then
+        local offset = server - epoch(state)
+        err.clock_offset = offset
+        err.message = format("%s [the local clock is %.0f s %s the server's Date header%s]", tostring(err.message),
+          math.abs(offset), offset > 0 and "behind" or "ahead of",
+          state.correct_clock_skew and "" or "; iot.new{correct_clock_skew = true} corrects for it")
+        if state.correct_clock_skew and not skew_corrected then
+          state.clock_offset = (state.clock_offset or 0) + offset
+          skew_corrected, retry_now = true, true
+        end
+      end
+    end
+
+    if not retry_now then
+      if not err.retryable or attempt > max_retries then return nil, err end
+      local delay = backoff(attempt, err)
+      if state.deadline and state.monotonic() + delay - started > state.deadline then
+        err.message = format("%s [gave up: the %g s deadline would pass before the next attempt]",
+          tostring(err.message), state.deadline)
+        return nil, err
+      end
+      state.sleep(delay)
+    end
   end
-  return result
 end
 
 return request

@@ -27,4 +27,22 @@ function transport.select(opts)
   return require(module).new(opts), true
 end
 
+-- Phases where ngx.sleep cannot yield (lua-nginx-module's documentation).
+local NO_YIELD_PHASES = {
+  init = true, init_worker = true, set = true, header_filter = true, body_filter = true, log = true,
+  balancer = true, exit_worker = true,
+}
+
+--- A sleep function for backoff and rate limiting: ngx.sleep where it can
+-- yield (so the nginx worker keeps serving), the C core's sleep elsewhere.
+function transport.sleep_function()
+  local core = require("aliyun.iot.core")
+  local ngx = rawget(_G, "ngx")
+  if not (ngx and ngx.sleep and ngx.get_phase) then return core.sleep end
+  return function(seconds)
+    if NO_YIELD_PHASES[ngx.get_phase()] then return core.sleep(seconds) end
+    return ngx.sleep(seconds)
+  end
+end
+
 return transport

@@ -1,0 +1,57 @@
+--- Client-side rate limiting: a token bucket per AccessKeyId.
+-- Alibaba allows ListOTATaskByJob 10 requests per second per account, shared
+-- by every script and server of that account; going over only earns
+-- Throttling errors and backoff. So requests are spaced before they are sent.
+--
+-- The bucket is kept as GCRA (generic cell rate algorithm): one number per
+-- key, the "theoretical arrival time" (TAT) of the next request. Reserving a
+-- slot moves the TAT on by 1/rate and returns how long to wait for it. With
+-- burst = 1 (the default) no window of one second ever sees more than `rate`
+-- requests, which is what a gateway counting per second will check.
+--
+-- Buckets live in a store: by default one table per process, so every client
+-- with the same key in a process shares it. In OpenResty a store backed by a
+-- lua_shared_dict shares it across workers (see transport/resty.lua).
+local max = math.max
+
+local limiter = {}
+
+limiter.DEFAULT_RATE = 10
+
+--- The process-local store: reserve(key, now, interval, tolerance) -> delay.
+local LocalStore = {}
+LocalStore.__index = LocalStore
+
+function LocalStore.new() return setmetatable({ tat = {} }, LocalStore) end
+
+function LocalStore:reserve(key, now, interval, tolerance)
+  local tat = max(self.tat[key] or now, now)
+  self.tat[key] = tat + interval
+  return max(0, tat - tolerance - now)
+end
+
+limiter.LocalStore = LocalStore
+
+-- One store per process (per worker in nginx), shared by all clients.
+local process_store = LocalStore.new()
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+--- limiter.new{ rate = 10, burst = 1, store = nil }
+function limiter.new(opts)
+  local rate = opts.rate or limiter.DEFAULT_RATE
+  local burst = opts.burst or 1
+  return setmetatable({
+    interval = 1 / rate,
+    tolerance = (burst - 1) / rate,
+    store = opts.store or process_store,
+  }, Limiter)
+end
+
+--- Reserve the next slot for `key`; returns the seconds to wait before sending.
+function Limiter:delay(key, now)
+  return self.store:reserve(key, now, self.interval, self.tolerance)
+end
+
+return limiter

@@ -1,0 +1,352 @@
+--- The OpenResty transport: HTTP/1.1 over nginx cosockets, so a call inside
+-- a request handler or a timer yields to the event loop instead of blocking
+-- the worker. Where nginx offers no cosockets (init, init_worker, set,
+-- header_filter, body_filter, log, balancer, ...) it falls back, per call, to
+-- the C core's libcurl session, created on first need.
+--
+--   local t = require("aliyun.iot.transport.resty").new{ timeout = 10 }
+--   local status, body, headers = t:request("GET", "https://iot.cn-shanghai.aliyuncs.com/?...")
+--
+-- iot.new picks this transport by itself when `ngx` exists; iot.new{transport = "curl"}
+-- forces libcurl everywhere. TLS is verified by default against the CA file
+-- nginx.conf names in `lua_ssl_trusted_certificate` (the cafile option only
+-- reaches the libcurl fallback: cosockets cannot take a CA file per call).
+-- Host names need a `resolver` directive; IP addresses do not.
+--
+-- Which path served the last call is in t.last ("cosocket" or "curl"), and
+-- t.counts.cosocket / t.counts.curl count them, for logs and tests.
+local errors = require("aliyun.iot.errors")
+
+local codes = errors.codes
+local concat, pairs, rawget, setmetatable, tonumber, type =
+  table.concat, pairs, rawget, setmetatable, tonumber, type
+local find, format, lower, match, sub = string.find, string.format, string.lower, string.match, string.sub
+local floor = math.floor
+
+local resty = {}
+
+resty.DEFAULT_TIMEOUT = 10               -- seconds, as iot.new
+resty.DEFAULT_CONNECT_TIMEOUT = 5
+resty.DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+resty.KEEPALIVE_TIMEOUT = 60             -- seconds an idle pooled connection is kept
+resty.POOL_SIZE = 16                     -- idle connections kept per pool and worker
+
+-- Phases whose handlers may use ngx.socket.tcp (lua-nginx-module's docs,
+-- "Context" of ngx.socket.tcp); everywhere else cosockets are disabled.
+local COSOCKET_PHASES = {
+  rewrite = true, access = true, content = true, timer = true,
+  ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
+}
+
+--- The nginx phase we run in, or nil outside nginx.
+local function phase()
+  local ngx = rawget(_G, "ngx")
+  if ngx == nil or type(ngx.get_phase) ~= "function" then return nil end
+  return ngx.get_phase()
+end
+
+--- True when a call made now could use cosockets.
+function resty.cosockets_available()
+  local p = phase()
+  return p ~= nil and COSOCKET_PHASES[p] == true
+end
+
+local Transport = {}
+Transport.__index = Transport
+Transport.__name = "aliyun.iot.RestyTransport"
+
+--- opts: timeout, connect_timeout (seconds), ssl_verify (default true),
+-- cafile (libcurl fallback only), max_body_bytes, and for direct use
+-- keepalive_timeout (s), pool_size, fallback ("curl" default, or false to
+-- fail with SDK.TransportError where cosockets are unavailable).
+function resty.new(opts)
+  opts = opts or {}
+  local fallback = opts.fallback
+  if fallback == nil then fallback = "curl" end
+  return setmetatable({
+    opts = opts,
+    timeout = opts.timeout or resty.DEFAULT_TIMEOUT,
+    connect_timeout = opts.connect_timeout or resty.DEFAULT_CONNECT_TIMEOUT,
+    verify = opts.ssl_verify ~= false,
+    max_body_bytes = opts.max_body_bytes or resty.DEFAULT_MAX_BODY_BYTES,
+    keepalive_timeout = opts.keepalive_timeout or resty.KEEPALIVE_TIMEOUT,
+    pool_size = opts.pool_size or resty.POOL_SIZE,
+    fallback = fallback,
+    counts = { cosocket = 0, curl = 0 },
+    last = nil,
+    closed = false,
+  }, Transport)
+end
+
+local function fail(code, message, fields)
+  return nil, errors.new(code, message, fields)
+end
+
+local function net_error(what, err, where)
+  if err == "timeout" then
+    return fail(codes.TIMEOUT, format("%s %s timed out", what, where))
+  end
+  return fail(codes.CONNECTION_FAILED, format("%s %s failed: %s", what, where, tostring(err)))
+end
+
+-- scheme, host, port, request target. No userinfo; IPv6 literals in [].
+local function parse_url(url)
+  local scheme, authority, rest = match(url, "^(https?)://([^/?#]+)(.*)$")
+  if not scheme then return nil end
+  local host, port = match(authority, "^%[([^%]]+)%]:?(%d*)$")
+  if not host then host, port = match(authority, "^([^:@]+):?(%d*)$") end
+  if not host then return nil end
+  port = tonumber(port) or (scheme == "https" and 443 or 80)
+  if rest == "" or sub(rest, 1, 1) == "?" then rest = "/" .. rest end
+  rest = match(rest, "^[^#]*")
+  return scheme, host, port, rest
+end
+
+local TOKEN = "^[%w!#%$%%&'%*%+%.%^_`|~%-]+$"
+
+-- The request head and body as a table of strings for sock:send.
+local function build(method, host_header, target, headers, body)
+  local out = { method, " ", target, " HTTP/1.1\r\n" }
+  local has = {}
+  for name, value in pairs(headers or {}) do
+    if type(name) ~= "string" or not find(name, TOKEN) then
+      return nil, format("invalid header name %q", tostring(name))
+    end
+    value = tostring(value)
+    if find(value, "[\r\n]") then return nil, format("header %s contains CR or LF", name) end
+    local l = lower(name)
+    if l ~= "connection" and l ~= "content-length" and l ~= "transfer-encoding" then
+      has[l] = true
+      out[#out + 1] = name
+      out[#out + 1] = ": "
+      out[#out + 1] = value
+      out[#out + 1] = "\r\n"
+    end
+  end
+  if not has.host then out[#out + 1] = "Host: " .. host_header .. "\r\n" end
+  if not has["user-agent"] then out[#out + 1] = "User-Agent: aliyun-iot (OpenResty cosocket)\r\n" end
+  out[#out + 1] = "Connection: keep-alive\r\n"
+  if body ~= nil or method == "POST" or method == "PUT" then
+    body = body or ""
+    out[#out + 1] = "Content-Length: " .. #body .. "\r\n\r\n"
+    out[#out + 1] = body
+  else
+    out[#out + 1] = "\r\n"
+  end
+  return out
+end
+
+-- A reader bound to one socket, with the call's overall deadline applied to
+-- every read (cosocket timeouts are per operation; ours is per call, as curl's).
+local function reader(sock, deadline)
+  local ngx = rawget(_G, "ngx")
+  return function(pattern)
+    local left = deadline - ngx.now()
+    if left <= 0 then return nil, "timeout" end
+    sock:settimeout(floor(left * 1000) + 1)
+    return sock:receive(pattern)
+  end
+end
+
+local function too_large(max)
+  return errors.new(codes.RESPONSE_TOO_LARGE, format("response exceeds max_body_bytes (%d bytes)", max))
+end
+
+local function bad_response(message)
+  return errors.new(codes.TRANSPORT_ERROR, "malformed HTTP response: " .. message, { retryable = false })
+end
+
+-- Status line and header block; skips interim 1xx answers. Returns
+-- status, headers, version or nil, err, got_anything.
+local function read_head(read, where)
+  while true do
+    local line, err = read("*l")
+    if not line then return nil, select(2, net_error("reading the response from", err, where)), false end
+    local minor, status = match(line, "^HTTP/1%.(%d) (%d%d%d)")
+    if not status then return nil, bad_response("status line " .. format("%q", sub(line, 1, 80))), true end
+    status = tonumber(status)
+    local headers = {}
+    while true do
+      local h
+      h, err = read("*l")
+      if not h then return nil, select(2, net_error("reading the response headers from", err, where)), true end
+      if h == "" then break end
+      local name, value = match(h, "^([^:%s]+)%s*:%s*(.-)%s*$")
+      if name then headers[lower(name)] = value end -- last one wins, as the libcurl session
+    end
+    if status >= 200 or status == 101 then return status, headers, tonumber(minor) end
+  end
+end
+
+-- The body, by chunked encoding, Content-Length, or up to the close.
+-- Returns body, reusable (the connection may go back to the pool) or nil, err.
+local function read_body(read, method, status, headers, max, where)
+  if method == "HEAD" or status == 204 or status == 304 or status < 200 then return "", true end
+  local te = headers["transfer-encoding"]
+  if te and find(lower(te), "chunked", 1, true) then
+    local parts, total = {}, 0
+    while true do
+      local line, err = read("*l")
+      if not line then return nil, select(2, net_error("reading the response body from", err, where)) end
+      local size = tonumber(match(line, "^%s*(%x+)"), 16)
+      if not size then return nil, bad_response("chunk size " .. format("%q", sub(line, 1, 40))) end
+      if size == 0 then
+        repeat -- trailers, up to the empty line
+          line, err = read("*l")
+          if not line then return nil, select(2, net_error("reading the response body from", err, where)) end
+        until line == ""
+        return concat(parts), true
+      end
+      total = total + size
+      if total > max then return nil, too_large(max) end
+      local data
+      data, err = read(size)
+      if not data then return nil, select(2, net_error("reading the response body from", err, where)) end
+      parts[#parts + 1] = data
+      data, err = read(2)
+      if data ~= "\r\n" then
+        if not data then return nil, select(2, net_error("reading the response body from", err, where)) end
+        return nil, bad_response("chunk not followed by CRLF")
+      end
+    end
+  end
+  local cl = headers["content-length"]
+  if cl then
+    local n = tonumber(match(cl, "^%d+$"))
+    if not n then return nil, bad_response("Content-Length " .. format("%q", cl)) end
+    if n > max then return nil, too_large(max) end
+    if n == 0 then return "", true end
+    local data, err = read(n)
+    if not data then return nil, select(2, net_error("reading the response body from", err, where)) end
+    return data, true
+  end
+  -- No length: the body ends when the server closes the connection.
+  local parts, total = {}, 0
+  while true do
+    local data, err, partial = read(65536)
+    data = data or partial
+    if data and data ~= "" then
+      total = total + #data
+      if total > max then return nil, too_large(max) end
+      parts[#parts + 1] = data
+    end
+    if err == "closed" then return concat(parts), false end
+    if err then return nil, select(2, net_error("reading the response body from", err, where)) end
+  end
+end
+
+local function wants_close(headers, minor)
+  local c = headers.connection and lower(headers.connection) or nil
+  if c and find(c, "close", 1, true) then return true end
+  return minor == 0 and not (c and find(c, "keep-alive", 1, true))
+end
+
+-- One exchange over one (possibly pooled) connection. Returns
+-- status, body, headers or nil, err, retry_on_fresh_connection.
+function Transport:exchange(scheme, host, port, method, head_and_body)
+  local ngx = rawget(_G, "ngx")
+  local where = format("%s:%d", host, port)
+  local deadline = ngx.now() + self.timeout
+  local sock = ngx.socket.tcp()
+  local timeout_ms = floor(self.timeout * 1000)
+  sock:settimeouts(floor(self.connect_timeout * 1000), timeout_ms, timeout_ms)
+  local pool = format("aliyun-iot:%s:%s:%d:%s", scheme, host, port, self.verify and "verify" or "noverify")
+  local ok, err = sock:connect(host, port, { pool = pool })
+  if not ok then return net_error("connecting to", err, where) end
+  local reused = sock:getreusedtimes() > 0
+  if scheme == "https" and not reused then
+    ok, err = sock:sslhandshake(nil, host, self.verify)
+    if not ok then
+      sock:close()
+      if err == "timeout" then return net_error("TLS handshake with", err, where) end
+      if find(tostring(err), "verify", 1, true) or find(tostring(err), "certificate", 1, true) then
+        return fail(codes.TRANSPORT_ERROR, format("TLS certificate verification for %s failed: %s "
+          .. "(nginx verifies against lua_ssl_trusted_certificate; set it in nginx.conf, e.g. "
+          .. "/etc/ssl/certs/ca-certificates.crt)", where, tostring(err)), { retryable = false })
+      end
+      return fail(codes.CONNECTION_FAILED, format("TLS handshake with %s failed: %s", where, tostring(err)))
+    end
+  end
+  ok, err = sock:send(head_and_body)
+  if not ok then
+    sock:close()
+    local _, e = net_error("sending the request to", err, where)
+    return nil, e, reused and err ~= "timeout"
+  end
+  local read = reader(sock, deadline)
+  local status, headers, minor = read_head(read, where)
+  if not status then
+    sock:close()
+    -- A pooled connection the server had already closed: nothing was answered.
+    return nil, headers, reused and minor == false and not find(headers.message, "timed out", 1, true)
+  end
+  local body, reusable = read_body(read, method, status, headers, self.max_body_bytes, where)
+  if not body then
+    sock:close()
+    return nil, reusable
+  end
+  if reusable and not wants_close(headers, minor) then
+    sock:setkeepalive(floor(self.keepalive_timeout * 1000), self.pool_size)
+  else
+    sock:close()
+  end
+  self.last_reused = reused
+  return status, body, headers
+end
+
+function Transport:curl()
+  local c = self.curl_session
+  if not c then
+    c = require("aliyun.iot.transport.curl").new(self.opts)
+    self.curl_session = c
+  end
+  return c
+end
+
+--- request(method, url [, headers [, body]]) -> status, body, headers | nil, err
+function Transport:request(method, url, headers, body)
+  if self.closed then error("attempt to use a closed transport", 2) end
+  if not resty.cosockets_available() then
+    if self.fallback ~= "curl" then
+      return fail(codes.TRANSPORT_ERROR, format("cosockets are not available in the %s phase "
+        .. "and the libcurl fallback is off", tostring(phase() or "(not nginx)")), { retryable = false })
+    end
+    self.last = "curl"
+    self.counts.curl = self.counts.curl + 1
+    return self:curl():request(method, url, headers, body)
+  end
+  self.last = "cosocket"
+  self.counts.cosocket = self.counts.cosocket + 1
+  local scheme, host, port, target = parse_url(url)
+  if not scheme then
+    return fail(codes.TRANSPORT_ERROR, "URL is not http(s)://host[:port]/...", { retryable = false })
+  end
+  local default_port = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
+  local host_header = (find(host, ":", 1, true) and ("[" .. host .. "]") or host)
+    .. (default_port and "" or (":" .. port))
+  local out, berr = build(method, host_header, target, headers, body)
+  if not out then return fail(codes.TRANSPORT_ERROR, berr, { retryable = false }) end
+  local status, rbody, rheaders = self:exchange(scheme, host, port, method, out)
+  if not status and rheaders == true then
+    -- The pooled connection was stale; one more try on a fresh one.
+    status, rbody, rheaders = self:exchange(scheme, host, port, method, out)
+  end
+  if not status then return nil, rbody end
+  return status, rbody, rheaders
+end
+
+--- Release the libcurl fallback, if one was made. Pooled cosocket
+-- connections belong to nginx and expire by themselves. Idempotent.
+function Transport:close()
+  if self.curl_session then
+    self.curl_session:close()
+    self.curl_session = nil
+  end
+  self.closed = true
+end
+
+function Transport:__tostring()
+  return format("aliyun.iot.RestyTransport (%s)", self.closed and "closed" or (self.last or "unused"))
+end
+
+return resty
