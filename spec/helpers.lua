@@ -96,6 +96,14 @@ end
 -- Retries and the rate limiter are off unless a spec asks for them, so each
 -- spec sees the raw outcome of every request (the resilience specs turn them
 -- on); a false override removes an option.
+--- This process's id (for /proc/<pid>/...), read once from /proc/self.
+function helpers.pid()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("a"):match("^(%d+)")
+  f:close()
+  return pid
+end
+
 local KEEP_FALSE = { ssl_verify = true, rate_limit = true, correct_clock_skew = true }
 function helpers.client(emu, overrides)
   local opts = {
@@ -137,11 +145,13 @@ end
 --- Run a Lua snippet in a child interpreter with a given environment.
 -- `env` maps names to values; false removes the variable.
 function helpers.run_lua(code, env)
-  local parts = { "env" }
+  -- env wants every -u before the first assignment.
+  local unset, set = {}, {}
   for k, v in pairs(env or {}) do
-    if v == false then parts[#parts + 1] = "-u " .. k
-    else parts[#parts + 1] = string.format("%s='%s'", k, v) end
+    if v == false then unset[#unset + 1] = "-u " .. k
+    else set[#set + 1] = string.format("%s='%s'", k, v) end
   end
+  local parts = { "env", table.concat(unset, " "), table.concat(set, " ") }
   local lua = os.getenv("LUA") or "lua5.4"
   local path = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;' LUA_CPATH='./"
     .. (os.getenv("BUILD_DIR") or "build") .. "/?.so;;'"

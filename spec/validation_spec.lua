@@ -149,9 +149,10 @@ describe("validation before any request", function()
       local out = helpers.run_lua([[
         local iot = require("aliyun.iot")
         local c = assert(iot.new{ region = "cn-shanghai" })
-        print(c.credentials_source, c.access_key_id, tostring(c))
+        print(c.credentials.source, tostring(c))
       ]], { ALIBABA_CLOUD_ACCESS_KEY_ID = "LTAI5tEnvKey0001", ALIBABA_CLOUD_ACCESS_KEY_SECRET = "env-secret-value" })
-      local want = "environment\tLTAI5tEnvKey0001\taliyun.iot.Client (https://iot.cn-shanghai.aliyuncs.com"
+      local want = "environment\taliyun.iot.Client (https://iot.cn-shanghai.aliyuncs.com, "
+        .. "aliyun.iot.Credentials (environment, AccessKeyId LTAI****0001))"
       assert.truthy(out:find(want, 1, true), out)
       assert.falsy(out:find("env-secret-value", 1, true))
     end)

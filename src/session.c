@@ -236,7 +236,7 @@ static int l_new_session(lua_State *L) {
     long timeout_ms = 10000, connect_ms = 5000;
     int verify = 1, t;
     size_t max_body = (size_t)DEFAULT_MAX_BODY;
-    const char *cafile = NULL, *suffix = NULL, *ua;
+    const char *cafile = NULL, *suffix = NULL, *proxy = NULL, *noproxy = NULL, *ua;
     struct session *s;
     CURLcode rc = CURLE_OK;
 
@@ -265,6 +265,8 @@ static int l_new_session(lua_State *L) {
     lua_pop(L, 1);
     cafile = opt_string(L, "cafile");             /* stays at index 2 or is absent */
     suffix = opt_string(L, "user_agent_suffix");  /* stays on the stack too */
+    proxy = opt_string(L, "proxy");                /* "" disables proxies, env included */
+    noproxy = opt_string(L, "noproxy");
     if (suffix != NULL && (strchr(suffix, '\r') || strchr(suffix, '\n')))
         return luaL_argerror(L, 1, "option 'user_agent_suffix' must not contain CR or LF");
 
@@ -311,6 +313,11 @@ static int l_new_session(lua_State *L) {
     SETOPT(CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
     if (cafile != NULL)
         SETOPT(CURLOPT_CAINFO, cafile);
+    /* Without these libcurl still honours https_proxy/HTTPS_PROXY, http_proxy, no_proxy. */
+    if (proxy != NULL)
+        SETOPT(CURLOPT_PROXY, proxy);
+    if (noproxy != NULL)
+        SETOPT(CURLOPT_NOPROXY, noproxy);
     if (rc != CURLE_OK)
         return luaL_error(L, "cannot configure libcurl: %s", curl_easy_strerror(rc));
     return 1;

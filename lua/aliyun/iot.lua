@@ -15,9 +15,10 @@ local request = require("aliyun.iot.request")
 local pager = require("aliyun.iot.pager")
 local transports = require("aliyun.iot.transport")
 local limiter = require("aliyun.iot.limiter")
+local credentials = require("aliyun.iot.credentials")
 
 local type, pairs, setmetatable, error = type, pairs, setmetatable, error
-local format, match, sub = string.format, string.match, string.sub
+local format, match = string.format, string.match
 local getenv = os.getenv
 
 local iot = {
@@ -39,9 +40,10 @@ local private = setmetatable({}, { __mode = "k" })
 local OPTIONS = {
   region = "string", endpoint = "string",
   access_key_id = "string", access_key_secret = "string", security_token = "string",
+  profile = "string", role_name = "string", metadata_url = "string", credentials_refresh_margin = "number",
   iot_instance_id = "string",
   timeout = "number", connect_timeout = "number",
-  cafile = "string", ssl_verify = "boolean", max_body_bytes = "number",
+  cafile = "string", ssl_verify = "boolean", max_body_bytes = "number", proxy = "string",
   transport = "transport",
   signature_version = "string",
   max_retries = "number", deadline = "number",
@@ -52,10 +54,6 @@ local OPTIONS = {
 }
 
 local function invalid(message) return nil, errors.invalid(message) end
-
-local function missing_credentials(message)
-  return nil, errors.new(errors.codes.MISSING_CREDENTIALS, message, { retryable = false })
-end
 
 local function check_options(opts)
   for name, value in pairs(opts) do
@@ -93,33 +91,8 @@ local function check_options(opts)
   return true
 end
 
--- Keys from the options, else from the environment the official SDKs read.
-local function resolve_credentials(opts)
-  local id, secret, token = opts.access_key_id, opts.access_key_secret, opts.security_token
-  local source = "options"
-  if id == nil and secret == nil then
-    id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID")
-    secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-    token = token or getenv("ALIBABA_CLOUD_SECURITY_TOKEN")
-    source = "environment"
-    if (id == nil or id == "") and (secret == nil or secret == "") then
-      return missing_credentials("no credentials: pass access_key_id and access_key_secret to iot.new, "
-        .. "or set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-    end
-  end
-  if id == nil or id == "" then
-    return missing_credentials("access_key_id is missing or empty (from " .. source .. ")")
-  end
-  if secret == nil or secret == "" then
-    return missing_credentials("access_key_secret is missing or empty (from " .. source .. ")")
-  end
-  if token == "" then token = nil end
-  local static = { access_key_id = id, access_key_secret = secret, security_token = token }
-  return { access_key_id = id, source = source, provider = { get = function() return static end } }
-end
-
-local function resolve_endpoint(opts)
-  local region = opts.region or getenv("ALIBABA_CLOUD_REGION_ID")
+local function resolve_endpoint(opts, profile_region)
+  local region = opts.region or profile_region or getenv("ALIBABA_CLOUD_REGION_ID")
   if region == "" then region = nil end
   if region and not match(region, "^[a-z][a-z0-9%-]*[a-z0-9]$") then
     return invalid(format("region %q is not a region id such as cn-shanghai", region))
@@ -139,32 +112,38 @@ local function resolve_endpoint(opts)
   return format("https://iot.%s.aliyuncs.com", region), region
 end
 
-local function mask(id)
-  if #id <= 8 then return "****" end
-  return sub(id, 1, 4) .. "****" .. sub(id, -4)
-end
-
 --- Create a client. Returns the client, or nil and an error object.
 function iot.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2) end
   local ok, err = check_options(opts)
   if not ok then return nil, err end
-  local base_url, region = resolve_endpoint(opts)
+  -- The metadata service (ECS RAM roles) is reached directly, never through
+  -- a proxy meant for the API; its session is made on first use only.
+  local metadata_session
+  local provider
+  provider, err = credentials.chain{
+    access_key_id = opts.access_key_id, access_key_secret = opts.access_key_secret,
+    security_token = opts.security_token, profile = opts.profile, role_name = opts.role_name,
+    metadata_url = opts.metadata_url, refresh_margin = opts.credentials_refresh_margin, clock = opts.clock,
+    http = function(method, url, headers)
+      metadata_session = metadata_session or core.new_session{ timeout = 2, connect_timeout = 1, proxy = "" }
+      return metadata_session:request(method, url, headers)
+    end,
+  }
+  if not provider then return nil, err end
+  local base_url, region = resolve_endpoint(opts, provider.region)
   if not base_url then return nil, region end
-  local creds
-  creds, err = resolve_credentials(opts)
-  if not creds then return nil, err end
   if opts.iot_instance_id == "" then return invalid("iot_instance_id must not be empty") end
 
-  local transport, owns_transport = transports.select(opts)
+  local transport_opts = setmetatable({ scheme = match(base_url, "^(%a+):") }, { __index = opts })
+  local transport, owns_transport = transports.select(transport_opts)
   if not transport then return invalid(owns_transport) end
 
   local client = setmetatable({
     region = region,
     endpoint = base_url,
-    access_key_id = creds.access_key_id,
-    credentials_source = creds.source,
+    credentials = provider,
     iot_instance_id = opts.iot_instance_id,
     signature_version = opts.signature_version or iot.DEFAULT_SIGNATURE_VERSION,
   }, Client)
@@ -172,7 +151,7 @@ function iot.new(opts)
     base_url = base_url,
     host = match(base_url, "^https?://(.*)$"),
     region = region,
-    credentials = creds.provider,
+    credentials = provider,
     iot_instance_id = opts.iot_instance_id,
     signature_version = client.signature_version,
     transport = transport,
@@ -252,7 +231,7 @@ end
 Client.__close = Client.close
 
 function Client:__tostring()
-  return format("aliyun.iot.Client (%s, AccessKeyId %s)", self.endpoint, mask(self.access_key_id))
+  return format("aliyun.iot.Client (%s, %s)", self.endpoint, tostring(self.credentials))
 end
 
 return iot

@@ -17,6 +17,11 @@ local max = math.max
 local limiter = {}
 
 limiter.DEFAULT_RATE = 10
+-- Requests are spaced this much more than 1/rate apart: the gateway counts
+-- arrivals in a sliding second, and a request that leaves a few milliseconds
+-- late (a slow sleep wake-up, a signing pause) would otherwise let the next
+-- one land inside the same second as the request `rate` places earlier.
+limiter.SPACING_MARGIN = 0.005
 
 --- The process-local store: reserve(key, now, interval, tolerance) -> delay.
 local LocalStore = {}
@@ -43,7 +48,7 @@ function limiter.new(opts)
   local rate = opts.rate or limiter.DEFAULT_RATE
   local burst = opts.burst or 1
   return setmetatable({
-    interval = 1 / rate,
+    interval = 1 / rate + limiter.SPACING_MARGIN,
     tolerance = (burst - 1) / rate,
     store = opts.store or process_store,
   }, Limiter)

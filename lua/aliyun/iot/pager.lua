@@ -17,7 +17,22 @@ local params = require("aliyun.iot.params")
 local error, ipairs, type = error, ipairs, type
 local floor, ceil = math.floor, math.ceil
 local format = string.format
-local yield, wrap = coroutine.yield, coroutine.wrap
+local yield, create, resume, costatus = coroutine.yield, coroutine.create, coroutine.resume, coroutine.status
+
+-- coroutine.wrap, except that an error inside the coroutine is re-raised
+-- from the caller's own frame with its value untouched: inside nginx,
+-- lua-nginx-module aborts the whole request ("unknown reason") when a
+-- wrapped coroutine dies with a table, and a pcall around the loop cannot
+-- catch it; Lua 5.1's wrap also prefixes string errors with a position.
+local function wrap(body)
+  local co = create(body)
+  return function()
+    if costatus(co) == "dead" then return nil end
+    local ok, value = resume(co)
+    if not ok then error(value, 0) end
+    return value
+  end
+end
 
 local pager = {}
 

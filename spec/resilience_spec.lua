@@ -1,0 +1,276 @@
+-- Resilience against the emulator's faults: retries, the rate limiter,
+-- clock skew, and 10,000-task listings that either list every task exactly
+-- once or raise a clear error. Also: no file descriptor or memory growth.
+local helpers = require("helpers")
+local core = require("aliyun.iot.core")
+local jobs = helpers.jobs
+
+local JOB, N = "job-10000", 10000
+
+-- List a job; returns the tasks seen and the error raised (if any). Asserts
+-- that whatever was yielded is duplicate-free and in the job's order.
+local function list(client, job)
+  local tasks = {}
+  local ok, err = pcall(function()
+    for task in client:tasks{ JobId = job } do tasks[#tasks + 1] = task end
+  end)
+  local seen = {}
+  for k, task in ipairs(tasks) do
+    assert.is_nil(seen[task.TaskId], "duplicate " .. task.TaskId)
+    seen[task.TaskId] = true
+    assert.are.equal(jobs.task(job, k).TaskId, task.TaskId)
+  end
+  return tasks, (not ok) and err or nil
+end
+
+local function codes(emu)
+  local counts = {}
+  for _, e in ipairs(emu:log()) do counts[e.code] = (counts[e.code] or 0) + 1 end
+  return counts
+end
+
+describe("resilience", function()
+  local emu
+
+  setup(function() emu = helpers.start_emulator() end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:reset() end)
+
+  describe("retries", function()
+    it("re-sign every attempt with a new nonce and timestamp and recover", function()
+      emu:faults{ error_500_every = 2 }
+      local c = helpers.client(emu, { max_retries = 3 })
+      local page = assert(c:ListOTATaskByJob{ JobId = "job-10" })
+      assert(c:ListOTATaskByJob{ JobId = "job-10" })
+      c:close()
+      assert.are.equal(10, #page.tasks)
+      local nonces = {}
+      for _, e in ipairs(emu:log()) do
+        assert.is_nil(nonces[e.params.SignatureNonce], "nonce reused")
+        nonces[e.params.SignatureNonce] = true
+      end
+      assert.are.same({ OK = 2, InternalError = 1 }, codes(emu))
+    end)
+
+    it("never retry a signature error", function()
+      local c = helpers.client(emu, { max_retries = 3, access_key_secret = "wrong" })
+      local page, err = c:ListOTATaskByJob{ JobId = "job-10" }
+      c:close()
+      assert.is_nil(page)
+      helpers.assert_error(err, "SignatureDoesNotMatch")
+      assert.is_nil(err.attempts)
+      assert.are.equal(1, #emu:log())
+    end)
+
+    it("say how many attempts were made when they give up", function()
+      emu:faults{ error_503_every = 1 }
+      local c = helpers.client(emu, { max_retries = 2 })
+      local page, err = c:ListOTATaskByJob{ JobId = "job-10" }
+      c:close()
+      assert.is_nil(page)
+      helpers.assert_error(err, "ServiceUnavailable")
+      assert.are.equal(3, err.attempts)
+      assert.truthy(tostring(err):find("attempts 3", 1, true))
+      assert.are.equal(3, #emu:log())
+    end)
+
+    it("stop at the deadline", function()
+      emu:faults{ error_500_every = 1 }
+      local c = helpers.client(emu, { max_retries = 50, deadline = 0.5 })
+      local t0 = core.monotonic()
+      local page, err = c:ListOTATaskByJob{ JobId = "job-10" }
+      local elapsed = core.monotonic() - t0
+      c:close()
+      assert.is_nil(page)
+      helpers.assert_error(err, "InternalError")
+      assert.truthy(elapsed < 1.5, "took " .. elapsed)
+      assert.truthy(err.message:find("deadline", 1, true))
+    end)
+
+    it("back off longer after throttling, and get through", function()
+      emu:faults{ qps = 2 }
+      local c = helpers.client(emu, { max_retries = 5 })
+      for _ = 1, 6 do assert(c:ListOTATaskByJob{ JobId = "job-1" }) end
+      c:close()
+      assert.are.equal(6, codes(emu).OK)
+    end)
+  end)
+
+  describe("rate limiter", function()
+    it("keeps two clients sharing one key under the account's 10 QPS", function()
+      emu:faults{ qps = 10 }
+      local a = helpers.client(emu, { rate_limit = 10 })
+      local b = helpers.client(emu, { rate_limit = 10 })
+      local t0 = core.monotonic()
+      for _ = 1, 15 do
+        assert(a:ListOTATaskByJob{ JobId = "job-1" })
+        assert(b:ListOTATaskByJob{ JobId = "job-1" })
+      end
+      local elapsed = core.monotonic() - t0
+      a:close()
+      b:close()
+      assert.are.same({ OK = 30 }, codes(emu))
+      -- 30 requests spaced 100 ms apart take at least 2.9 s.
+      assert.truthy(elapsed >= 2.8, "too fast: " .. elapsed)
+    end)
+
+    it("does not slow down a different key", function()
+      local a = helpers.client(emu, { rate_limit = 5 })
+      local b = helpers.client(emu, { rate_limit = 5, access_key_id = helpers.ak2.access_key_id,
+                                      access_key_secret = helpers.ak2.access_key_secret })
+      local t0 = core.monotonic()
+      assert(a:ListOTATaskByJob{ JobId = "job-1" })
+      assert(b:ListOTATaskByJob{ JobId = "job-1" })
+      a:close()
+      b:close()
+      assert.truthy(core.monotonic() - t0 < 0.15)
+    end)
+
+    it("the emulator's limit is real: without the limiter the same load is throttled", function()
+      emu:faults{ qps = 10 }
+      local c = helpers.client(emu)
+      local throttled
+      for _ = 1, 30 do
+        local page, err = c:ListOTATaskByJob{ JobId = "job-1" }
+        if not page then throttled = err break end
+      end
+      c:close()
+      helpers.assert_error(throttled, "Throttling.User")
+    end)
+  end)
+
+  describe("clock skew", function()
+    local behind = function() return os.time() - 3600 end
+
+    it("reports the offset measured from the server's Date header", function()
+      local c = helpers.client(emu, { clock = behind })
+      local page, err = c:ListOTATaskByJob{ JobId = "job-1" }
+      c:close()
+      assert.is_nil(page)
+      helpers.assert_error(err, "InvalidTimeStamp.Expired")
+      assert.truthy(math.abs(err.clock_offset - 3600) <= 3, tostring(err.clock_offset))
+      assert.truthy(err.message:find("3600 s behind", 1, true) or err.message:find("3599 s behind", 1, true)
+        or err.message:find("3601 s behind", 1, true), err.message)
+      assert.truthy(err.message:find("correct_clock_skew", 1, true))
+    end)
+
+    it("corrects for it when asked", function()
+      local c = helpers.client(emu, { clock = behind, correct_clock_skew = true })
+      assert(c:ListOTATaskByJob{ JobId = "job-1" })
+      assert(c:ListOTATaskByJob{ JobId = "job-1" })
+      c:close()
+      assert.are.same({ OK = 2, ["InvalidTimeStamp.Expired"] = 1 }, codes(emu))
+    end)
+  end)
+
+  describe("a 10,000-task listing", function()
+    local function retrying(extra)
+      local opts = { max_retries = 3 }
+      for k, v in pairs(extra or {}) do opts[k] = v end
+      return helpers.client(emu, opts)
+    end
+
+    it("lists every task once through HTTP 500 on every 7th request", function()
+      emu:faults{ error_500_every = 7 }
+      local c = retrying()
+      local tasks, err = list(c, JOB)
+      c:close()
+      assert.is_nil(err)
+      assert.are.equal(N, #tasks)
+      assert.truthy(codes(emu).InternalError >= 14)
+    end)
+
+    it("lists every task once through a connection reset on every 11th request", function()
+      emu:faults{ reset_every = 11 }
+      local c = retrying()
+      local tasks, err = list(c, JOB)
+      c:close()
+      assert.is_nil(err)
+      assert.are.equal(N, #tasks)
+    end)
+
+    for _, fault in ipairs({ "malformed_every", "truncated_every" }) do
+      it("raises a clear error on " .. fault .. " = 13, never a short list", function()
+        emu:faults{ [fault] = 13 }
+        local c = retrying()
+        local tasks, err = list(c, JOB)
+        c:close()
+        helpers.assert_error(err, "SDK.BadResponse")
+        assert.are.equal(1200, #tasks)
+      end)
+    end
+
+    it("raises SDK.Timeout when responses are slower than the timeout", function()
+      emu:faults{ latency_ms = 600 }
+      local c = retrying({ timeout = 0.25, max_retries = 1 })
+      local tasks, err = list(c, JOB)
+      c:close()
+      helpers.assert_error(err, "SDK.Timeout")
+      assert.are.equal(2, err.attempts)
+      assert.are.equal(0, #tasks)
+    end)
+
+    it("raises SDK.ResponseTooLarge for a body over the cap", function()
+      emu:faults{ huge_body_bytes = 3 * 1024 * 1024 }
+      local c = retrying({ max_body_bytes = 1024 * 1024 })
+      local tasks, err = list(c, JOB)
+      c:close()
+      helpers.assert_error(err, "SDK.ResponseTooLarge")
+      assert.are.equal(0, #tasks)
+    end)
+
+    it("two clients sharing one key at an emulator limit of 10 QPS both list everything #slow", function()
+      emu:faults{ qps = 10 }
+      local a = retrying({ rate_limit = 10 })
+      local b = retrying({ rate_limit = 10 })
+      local iter_a, iter_b = a:tasks{ JobId = JOB }, b:tasks{ JobId = JOB }
+      local na, nb = 0, 0
+      -- Interleave the two listings, page by page, as two scripts would.
+      local done_a, done_b = false, false
+      while not (done_a and done_b) do
+        for _ = 1, 100 do
+          if not done_a then if iter_a() then na = na + 1 else done_a = true end end
+        end
+        for _ = 1, 100 do
+          if not done_b then if iter_b() then nb = nb + 1 else done_b = true end end
+        end
+      end
+      a:close()
+      b:close()
+      assert.are.equal(N, na)
+      assert.are.equal(N, nb)
+      assert.is_nil(codes(emu)["Throttling.User"])
+    end)
+  end)
+
+  describe("resources", function()
+    local function open_fds()
+      local p = io.popen("ls /proc/" .. helpers.pid() .. "/fd | wc -l")
+      local n = tonumber(p:read("a"))
+      p:close()
+      return n
+    end
+    local function rss_kib()
+      for line in io.lines("/proc/self/status") do
+        local kib = line:match("^VmRSS:%s+(%d+) kB")
+        if kib then return tonumber(kib) end
+      end
+    end
+
+    it("are the same before and after 1,000 requests", function()
+      local c = helpers.client(emu)
+      for _ = 1, 20 do assert(c:ListOTATaskByJob{ JobId = "job-100", PageSize = 100 }) end
+      collectgarbage("collect")
+      local fds, lua_kib, rss = open_fds(), collectgarbage("count"), rss_kib()
+      for i = 1, 1000 do
+        assert(c:ListOTATaskByJob{ JobId = "job-100", PageSize = 100, CurrentPage = 1 + i % 2 })
+      end
+      collectgarbage("collect")
+      local fds_after = open_fds()
+      c:close()
+      assert.are.equal(fds, fds_after)
+      assert.truthy(collectgarbage("count") < lua_kib * 1.1 + 64, "Lua heap grew")
+      assert.truthy(rss_kib() < rss + 4096, "RSS grew by " .. (rss_kib() - rss) .. " KiB")
+    end)
+  end)
+end)
