@@ -26,7 +26,7 @@ local iot = {
   codes = core.codes,
   TASK_STATUSES = params.TASK_STATUSES,
   -- Alibaba's recommended signature; the official Node SDK for this API signs with it.
-  DEFAULT_SIGNATURE_VERSION = "v1",
+  DEFAULT_SIGNATURE_VERSION = "v3",
 }
 
 local Client = {}
