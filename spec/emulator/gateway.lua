@@ -2,13 +2,16 @@
 --
 -- Checks run in the order of the real gateway; the first failure answers with
 -- the gateway error body {RequestId, HostId, Code, Message, Recommend}:
---   1 path and method        5 signature (own V1 code, signing.lua)
+--   1 path and method        5 signature (own V1/V3 code, signing.lua, crypto.lua)
 --   2 common parameters      6 nonce replay
 --   3 timestamp              7 throttling (fault option qps)
 --   4 AccessKeyId / STS      8 Action, Version   9 parameters, then the action
+-- A request with "Authorization: ACS3-..." is a V3 request (steps 2-6 read
+-- headers, authenticate_v3), any other a V1 request (authenticate_v1).
 -- Fault injection (latency, 5xx, resets, broken bodies) wraps all of this.
 
 local signing = require "signing"
+local crypto = require "crypto"
 local codec = require "codec"
 local store = require "store"
 
@@ -20,6 +23,10 @@ local M = {}
 -- A new action is one new file plus one line here.
 local ACTIONS = {
   ListOTATaskByJob = require "ota",
+  QueryOTAJob = require "ota_query_job",
+  ListOTAJobByFirmware = require "ota_list_jobs",
+  CancelOTATaskByJob = require "ota_cancel",
+  ReupgradeOTATask = require "ota_reupgrade",
 }
 
 -- Credentials, from the shared accounts file.
@@ -94,27 +101,37 @@ end
 -- Reading the request ---------------------------------------------------------
 
 -- Collects the parameters of the query string and, for a form POST, the body.
--- Returns map, or nil and an error message. Repeated names are rejected: the
--- canonical query of V1 cannot represent them.
-local function collect_params(method)
+-- Sets ctx.body (raw body, "" when none), ctx.query_params (query only: the V3
+-- canonical query) and returns the merged map, or nil and an error message.
+-- Repeated names are rejected: the canonical query of V1 cannot represent them.
+local function collect_params(ctx)
+  ctx.body = ""
   local pairs_list, err = signing.parse_pairs(ngx.var.args)
   if not pairs_list then return nil, "query string: " .. err end
-  if method == "POST" then
-    ngx.req.read_body()
-    local body = ngx.req.get_body_data()
-    if body == nil and ngx.req.get_body_file() then
-      return nil, "request body too large"
+  local query = {}
+  for _, p in ipairs(pairs_list) do
+    if query[p[1]] ~= nil then
+      return nil, "parameter " .. signing.percent_encode(p[1]) .. " is given more than once"
     end
-    if body and body ~= "" then
-      local ctype = (ngx.var.content_type or ""):lower()
-      if not ctype:find("^application/x%-www%-form%-urlencoded") then
-        return nil, "a POST body must be application/x-www-form-urlencoded, got Content-Type " ..
-                    (ngx.var.content_type or "(none)")
-      end
-      local body_pairs, berr = signing.parse_pairs(body)
-      if not body_pairs then return nil, "form body: " .. berr end
-      for _, p in ipairs(body_pairs) do pairs_list[#pairs_list + 1] = p end
+    query[p[1]] = p[2]
+  end
+  ctx.query_params = query
+  -- The body is read for every method: V3 hashes it (x-acs-content-sha256).
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if body == nil and ngx.req.get_body_file() then
+    return nil, "request body too large"
+  end
+  ctx.body = body or ""
+  if ctx.method == "POST" and ctx.body ~= "" then
+    local ctype = (ngx.var.content_type or ""):lower()
+    if not ctype:find("^application/x%-www%-form%-urlencoded") then
+      return nil, "a POST body must be application/x-www-form-urlencoded, got Content-Type " ..
+                  (ngx.var.content_type or "(none)")
     end
+    local body_pairs, berr = signing.parse_pairs(ctx.body)
+    if not body_pairs then return nil, "form body: " .. berr end
+    for _, p in ipairs(body_pairs) do pairs_list[#pairs_list + 1] = p end
   end
   local params = {}
   for _, p in ipairs(pairs_list) do
@@ -126,9 +143,236 @@ local function collect_params(method)
   return params
 end
 
+-- Request headers as a map lowercase name -> value. Returns map, or map and an
+-- error message when a header is given more than once.
+local function read_headers()
+  local raw = ngx.req.get_headers(200)
+  local headers, err = {}, nil
+  for name, value in pairs(raw) do
+    name = name:lower()
+    if type(value) == "table" then
+      err = err or ("header " .. name .. " is given more than once")
+      value = value[1]
+    end
+    headers[name] = value
+  end
+  return headers, err
+end
+
 -- The checks ------------------------------------------------------------------
 
--- Runs checks 1-9 and the action. Returns a result table:
+-- Step 4: the AccessKeyId and the STS token (token_name names where the token
+-- came from in messages). Returns the account, or nil and a gateway error.
+local function check_credentials(access_key_id, token, token_name)
+  local acct = ACCOUNTS[access_key_id]
+  if not acct then
+    return nil, gateway_error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+  end
+  if acct.inactive then
+    return nil, gateway_error(400, "InvalidAccessKeyId.Inactive", "Specified access key is disabled.")
+  end
+  if acct.kind == "sts" then
+    if token == nil or token == "" then
+      return nil, gateway_error(400, "InvalidSecurityToken.Malformed",
+        "Specified SecurityToken is malformed. (an STS AccessKeyId needs " .. token_name .. ")")
+    elseif token == acct.expired_token then
+      return nil, gateway_error(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
+    elseif token ~= acct.security_token then
+      if TOKEN_OWNER[token] then
+        return nil, gateway_error(400, "InvalidSecurityToken.MismatchWithAccessKey",
+          "Specified SecurityToken mismatch with the AccessKey.")
+      end
+      return nil, gateway_error(400, "InvalidSecurityToken.Malformed",
+        "Specified SecurityToken is malformed.")
+    end
+  elseif token ~= nil then
+    return nil, gateway_error(400, "InvalidSecurityToken.MismatchWithAccessKey",
+      "Specified SecurityToken mismatch with the AccessKey. (this AccessKeyId is not an STS key; " ..
+      token_name .. " must not be sent)")
+  end
+  return acct
+end
+
+-- Step 3: a "YYYY-MM-DDThh:mm:ssZ" time within 15 minutes of the server clock.
+local function check_time(value, name)
+  local ts = parse_timestamp(value)
+  if not ts then
+    return gateway_error(400, "IllegalTimestamp",
+      "The input parameter \"" .. name .. "\" that is mandatory for processing this request is not supplied " ..
+      "or is not in the format YYYY-MM-DDThh:mm:ssZ (UTC): " .. value)
+  end
+  ngx.update_time()
+  local now = ngx.time()
+  if math.abs(now - ts) > MAX_CLOCK_SKEW then
+    return gateway_error(400, "InvalidTimeStamp.Expired",
+      "Specified time stamp or date value is expired. Request time: " .. value ..
+      ", server time: " .. iso_utc(now) .. " (allowed skew 15 minutes)")
+  end
+end
+
+-- Parameter names a V1 request may carry besides the action's own.
+local V1_COMMON = { Signature = true }
+for name in pairs(OPTIONAL_COMMON) do V1_COMMON[name] = true end
+for _, name in ipairs(REQUIRED) do V1_COMMON[name] = true end
+
+-- Steps 2-6 of a V1 request. Returns { access_key_id, action, version, common }
+-- or nil and a gateway error.
+local function authenticate_v1(ctx)
+  local p = ctx.params
+
+  -- 2. Common parameters (present and non-empty).
+  for _, name in ipairs(REQUIRED) do
+    if p[name] == nil or p[name] == "" then
+      if SIGNATURE_FIELDS[name] then
+        return nil, gateway_error(400, "IncompleteSignature",
+          "The request signature does not conform to Aliyun standards. Missing parameter " .. name .. ".")
+      end
+      return nil, gateway_error(400, "Missing" .. name, name .. " is mandatory for this action.")
+    end
+  end
+  if p.SignatureMethod ~= "HMAC-SHA1" then
+    return nil, gateway_error(400, "IncompleteSignature",
+      "The request signature does not conform to Aliyun standards. SignatureMethod must be HMAC-SHA1, got " ..
+      p.SignatureMethod .. ".")
+  end
+  if p.SignatureVersion ~= "1.0" then
+    return nil, gateway_error(400, "IncompleteSignature",
+      "The request signature does not conform to Aliyun standards. SignatureVersion must be 1.0, got " ..
+      p.SignatureVersion .. ".")
+  end
+
+  -- 3. Timestamp: exact form, then within 15 minutes of the server clock.
+  local err = check_time(p.Timestamp, "Timestamp")
+  if err then return nil, err end
+
+  -- 4. Credentials.
+  local acct
+  acct, err = check_credentials(p.AccessKeyId, p.SecurityToken, "SecurityToken")
+  if not acct then return nil, err end
+
+  -- 5. Signature, with the emulator's own V1 canonicalization.
+  local string_to_sign = signing.string_to_sign(ctx.method, p)
+  local expected = ngx.encode_base64(ngx.hmac_sha1(signing.hmac_key(acct.access_key_secret), string_to_sign))
+  if expected ~= p.Signature then
+    return nil, gateway_error(400, "SignatureDoesNotMatch",
+      "Specified signature is not matched with our calculation. server string to sign is:" .. string_to_sign)
+  end
+
+  -- 6. Nonce replay (recorded only now that the signature is valid).
+  if not store.use_nonce(p.AccessKeyId, p.SignatureNonce) then
+    return nil, gateway_error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+  end
+  return { access_key_id = p.AccessKeyId, action = p.Action, version = p.Version, common = V1_COMMON }
+end
+
+-- V3 ----------------------------------------------------------------------------
+
+-- Parameter names a V3 request may carry besides the action's own (Action,
+-- Version, AccessKeyId, nonce, date and token travel in headers).
+local V3_COMMON = { Format = true, RegionId = true, IotInstanceId = true }
+
+-- Headers a V3 request must carry (non-empty), in check order, with the code
+-- a missing one answers.
+local V3_REQUIRED = {
+  { "host", "IncompleteSignature" },
+  { "x-acs-action", "MissingAction" },
+  { "x-acs-version", "MissingVersion" },
+  { "x-acs-date", "MissingTimestamp" },
+  { "x-acs-signature-nonce", "MissingSignatureNonce" },
+  { "x-acs-content-sha256", "IncompleteSignature" },
+}
+
+local function incomplete(why)
+  return gateway_error(400, "IncompleteSignature",
+    "The request signature does not conform to Aliyun standards. " .. why)
+end
+
+-- Steps 2-6 of a V3 (ACS3-HMAC-SHA256) request. Same result as authenticate_v1.
+local function authenticate_v3(ctx)
+  local h = ctx.headers
+  if ctx.header_error then
+    return nil, gateway_error(400, "InvalidParameter", "The request headers are malformed: " .. ctx.header_error)
+  end
+
+  -- 2. Authorization, required headers, SignedHeaders.
+  local auth, why = signing.parse_authorization(h.authorization)
+  if not auth then return nil, incomplete("Authorization: " .. why) end
+  for _, r in ipairs(V3_REQUIRED) do
+    local v = h[r[1]]
+    if v == nil or signing.trim(v) == "" then
+      if r[2] == "IncompleteSignature" then
+        return nil, incomplete("Missing header " .. r[1] .. ".")
+      end
+      return nil, gateway_error(400, r[2], "Header " .. r[1] .. " is mandatory for this action.")
+    end
+  end
+  local signed = {}
+  for k, name in ipairs(auth.signed_headers) do
+    if name == "" or name ~= name:lower() then
+      return nil, incomplete("SignedHeaders must be non-empty lowercase header names joined by ';', got \"" ..
+                             auth.signed_headers_raw .. "\".")
+    end
+    if k > 1 and auth.signed_headers[k - 1] >= name then
+      return nil, incomplete("SignedHeaders must be sorted and without duplicates, got \"" ..
+                             auth.signed_headers_raw .. "\".")
+    end
+    if h[name] == nil then
+      return nil, incomplete("SignedHeaders names " .. name .. ", which the request does not carry.")
+    end
+    signed[name] = true
+  end
+  local must = { "host" }
+  if h["content-type"] then must[#must + 1] = "content-type" end
+  for name in pairs(h) do
+    if name:find("^x%-acs%-") then must[#must + 1] = name end
+  end
+  table.sort(must)
+  for _, name in ipairs(must) do
+    if not signed[name] then
+      return nil, incomplete("Header " .. name .. " must be signed (SignedHeaders: \"" ..
+                             auth.signed_headers_raw .. "\").")
+    end
+  end
+
+  -- 3. x-acs-date.
+  local err = check_time(signing.trim(h["x-acs-date"]), "x-acs-date")
+  if err then return nil, err end
+
+  -- 4. Credentials: Credential=<AccessKeyId>, token in x-acs-security-token.
+  if h["x-acs-accesskey-id"] and signing.trim(h["x-acs-accesskey-id"]) ~= auth.credential then
+    return nil, incomplete("Header x-acs-accesskey-id differs from the Credential of Authorization.")
+  end
+  local token = h["x-acs-security-token"] and signing.trim(h["x-acs-security-token"])
+  local acct
+  acct, err = check_credentials(auth.credential, token, "x-acs-security-token")
+  if not acct then return nil, err end
+
+  -- 5. Body hash, then the signature, with the emulator's own V3 code.
+  local hashed_payload = crypto.sha256_hex(ctx.body)
+  if signing.trim(h["x-acs-content-sha256"]) ~= hashed_payload then
+    return nil, gateway_error(400, "InvalidParameter",
+      "The specified header \"x-acs-content-sha256\" is not valid. It must be the lowercase hex SHA-256 of " ..
+      "the request body (" .. #ctx.body .. " bytes): " .. hashed_payload)
+  end
+  local canonical_request = signing.v3_canonical_request(ctx.method, ctx.query_params, h,
+                                                         auth.signed_headers, hashed_payload)
+  local string_to_sign = signing.v3_string_to_sign(crypto.sha256_hex(canonical_request))
+  local expected = crypto.hmac_sha256_hex(acct.access_key_secret, string_to_sign)
+  if expected ~= auth.signature then
+    return nil, gateway_error(400, "SignatureDoesNotMatch",
+      "Specified signature is not matched with our calculation. server string to sign is:" .. string_to_sign ..
+      " server canonical request is:" .. canonical_request)
+  end
+
+  -- 6. Nonce replay (shared with V1: per AccessKeyId).
+  if not store.use_nonce(auth.credential, signing.trim(h["x-acs-signature-nonce"])) then
+    return nil, gateway_error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+  end
+  return { access_key_id = auth.credential, action = signing.trim(h["x-acs-action"]),
+           version = signing.trim(h["x-acs-version"]), common = V3_COMMON }
+end
+
+-- Runs the checks and the action. Returns a result table:
 --   { status, code, message }                 gateway error
 --   { status = 200, code, body, root }        action answer (body is a codec value)
 local function process(ctx)
@@ -148,97 +392,24 @@ local function process(ctx)
   end
   local p = ctx.params
 
-  -- 2. Common parameters (present and non-empty).
-  for _, name in ipairs(REQUIRED) do
-    if p[name] == nil or p[name] == "" then
-      if SIGNATURE_FIELDS[name] then
-        return gateway_error(400, "IncompleteSignature",
-          "The request signature does not conform to Aliyun standards. Missing parameter " .. name .. ".")
-      end
-      return gateway_error(400, "Missing" .. name, name .. " is mandatory for this action.")
-    end
-  end
-  if p.SignatureMethod ~= "HMAC-SHA1" then
-    return gateway_error(400, "IncompleteSignature",
-      "The request signature does not conform to Aliyun standards. SignatureMethod must be HMAC-SHA1, got " ..
-      p.SignatureMethod .. ".")
-  end
-  if p.SignatureVersion ~= "1.0" then
-    return gateway_error(400, "IncompleteSignature",
-      "The request signature does not conform to Aliyun standards. SignatureVersion must be 1.0, got " ..
-      p.SignatureVersion .. ".")
-  end
-
-  -- 3. Timestamp: exact form, then within 15 minutes of the server clock.
-  local ts = parse_timestamp(p.Timestamp)
-  if not ts then
-    return gateway_error(400, "IllegalTimestamp",
-      "The input parameter \"Timestamp\" that is mandatory for processing this request is not supplied " ..
-      "or is not in the format YYYY-MM-DDThh:mm:ssZ (UTC): " .. p.Timestamp)
-  end
-  ngx.update_time()
-  local now = ngx.time()
-  if math.abs(now - ts) > MAX_CLOCK_SKEW then
-    return gateway_error(400, "InvalidTimeStamp.Expired",
-      "Specified time stamp or date value is expired. Request time: " .. p.Timestamp ..
-      ", server time: " .. iso_utc(now) .. " (allowed skew 15 minutes)")
-  end
-
-  -- 4. Credentials.
-  local acct = ACCOUNTS[p.AccessKeyId]
-  if not acct then
-    return gateway_error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
-  end
-  if acct.inactive then
-    return gateway_error(400, "InvalidAccessKeyId.Inactive", "Specified access key is disabled.")
-  end
-  local token = p.SecurityToken
-  if acct.kind == "sts" then
-    if token == nil or token == "" then
-      return gateway_error(400, "InvalidSecurityToken.Malformed",
-        "Specified SecurityToken is malformed. (an STS AccessKeyId needs SecurityToken)")
-    elseif token == acct.expired_token then
-      return gateway_error(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
-    elseif token ~= acct.security_token then
-      if TOKEN_OWNER[token] then
-        return gateway_error(400, "InvalidSecurityToken.MismatchWithAccessKey",
-          "Specified SecurityToken mismatch with the AccessKey.")
-      end
-      return gateway_error(400, "InvalidSecurityToken.Malformed",
-        "Specified SecurityToken is malformed.")
-    end
-  elseif token ~= nil then
-    return gateway_error(400, "InvalidSecurityToken.MismatchWithAccessKey",
-      "Specified SecurityToken mismatch with the AccessKey. (this AccessKeyId is not an STS key)")
-  end
-
-  -- 5. Signature, with the emulator's own V1 canonicalization.
-  local string_to_sign = signing.string_to_sign(ctx.method, p)
-  local expected = ngx.encode_base64(ngx.hmac_sha1(signing.hmac_key(acct.access_key_secret), string_to_sign))
-  if expected ~= p.Signature then
-    return gateway_error(400, "SignatureDoesNotMatch",
-      "Specified signature is not matched with our calculation. server string to sign is:" .. string_to_sign)
-  end
-
-  -- 6. Nonce replay (recorded only now that the signature is valid).
-  if not store.use_nonce(p.AccessKeyId, p.SignatureNonce) then
-    return gateway_error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
-  end
+  -- 2-6. Signature V1 or V3.
+  local auth, err = (ctx.v3 and authenticate_v3 or authenticate_v1)(ctx)
+  if not auth then return err end
 
   -- 7. Throttling.
-  if ctx.faults.qps > 0 and not store.throttle_admit(p.AccessKeyId, ctx.faults.qps) then
+  if ctx.faults.qps > 0 and not store.throttle_admit(auth.access_key_id, ctx.faults.qps) then
     return gateway_error(400, "Throttling.User", "Request was denied due to user flow control.")
   end
 
   -- 8. Action and Version.
-  local action = ACTIONS[p.Action]
+  local action = ACTIONS[auth.action]
   if not action then
     return gateway_error(404, "InvalidAction.NotFound",
-      "Specified api is not found, please check your url and method. (Action " .. p.Action .. ")")
+      "Specified api is not found, please check your url and method. (Action " .. auth.action .. ")")
   end
-  if p.Version ~= action.version then
+  if auth.version ~= action.version then
     return gateway_error(400, "InvalidVersion",
-      "Specified parameter Version is not valid. (" .. p.Action .. " needs " .. action.version .. ")")
+      "Specified parameter Version is not valid. (" .. auth.action .. " needs " .. action.version .. ")")
   end
 
   -- 9. Parameters: names (stricter than the real gateway), common values, then
@@ -247,14 +418,10 @@ local function process(ctx)
   for name in pairs(p) do names[#names + 1] = name end
   table.sort(names)
   for _, name in ipairs(names) do
-    local known = name == "Signature" or OPTIONAL_COMMON[name] or action.is_parameter(name)
-    if not known then
-      for _, r in ipairs(REQUIRED) do if r == name then known = true end end
-    end
-    if not known then
+    if not (auth.common[name] or action.is_parameter(name)) then
       return gateway_error(400, "InvalidParameter",
         "The parameter \"" .. name .. "\" is not accepted by " .. action.name ..
-        " (the emulator rejects unknown parameter names).")
+        (ctx.v3 and " in a V3 request" or "") .. " (the emulator rejects unknown parameter names).")
     end
   end
   if p.RegionId and not p.RegionId:match("^[a-z][a-z0-9]*%-[a-z0-9%-]*[a-z0-9]$") then
@@ -263,7 +430,7 @@ local function process(ctx)
   if p.IotInstanceId and p.IotInstanceId == "" then
     return invalid_parameter("IotInstanceId", "It must not be empty when given.")
   end
-  local err = action.check_parameters(p)
+  err = action.check_parameters(p)
   if err then return err end
 
   local body, code = action.call(p, ctx.request_id)
@@ -300,20 +467,36 @@ local function encode(ctx, result)
   return codec.xml(root, body_value), "text/xml;charset=utf-8"
 end
 
--- The request as recorded in the control log.
+-- The request as recorded in the control log. signature_version is "v3" for a
+-- request with "Authorization: ACS3-...", else "v1"; V3 entries also carry the
+-- x-acs-* headers (x-acs-security-token shown as ***).
 local function log_entry(ctx, http_status, code, fault)
   local params = {}
   for k, v in pairs(ctx.params or {}) do
     if k == "SecurityToken" then params[k] = "***"
     elseif k ~= "Signature" then params[k] = v end
   end
+  local action, key, headers
+  if ctx.v3 then
+    action = ctx.headers["x-acs-action"]
+    key = (ctx.headers.authorization or ""):match("Credential=([^,%s]+)")
+    headers = {}
+    for name, v in pairs(ctx.headers) do
+      if name:find("^x%-acs%-") then headers[name] = name == "x-acs-security-token" and "***" or v end
+    end
+  else
+    action = ctx.params and ctx.params.Action
+    key = ctx.params and ctx.params.AccessKeyId
+  end
   return codec.object(
-    { "action", "access_key_id", "method", "params", "http_status", "code", "fault" },
+    { "action", "access_key_id", "method", "signature_version", "params", "headers", "http_status", "code", "fault" },
     {
-      action = ctx.params and ctx.params.Action or codec.null,
-      access_key_id = ctx.params and ctx.params.AccessKeyId or codec.null,
+      action = action or codec.null,
+      access_key_id = key or codec.null,
       method = ctx.method,
+      signature_version = ctx.v3 and "v3" or "v1",
       params = params,
+      headers = headers,
       http_status = http_status,
       code = code,
       fault = fault,
@@ -330,14 +513,23 @@ function M.handle()
     method = ngx.req.get_method(),
     faults = store.faults(),
   }
-  ctx.params, ctx.parse_error = collect_params(ctx.method)
-  -- Only a request that asked for JSON gets JSON (the real default is XML).
+  ctx.headers, ctx.header_error = read_headers()
+  ctx.v3 = (ctx.headers.authorization or ""):find("^ACS3%-") ~= nil
+  ctx.params, ctx.parse_error = collect_params(ctx)
+  -- V1: only a request that asked for JSON gets JSON (the real default is XML).
   -- When the parameters could not be parsed, look for a literal Format=JSON.
-  if ctx.params then
-    ctx.json = ctx.params.Format == "JSON"
+  -- V3: Format=JSON/other if given; else XML only when Accept asks for XML and
+  -- not for JSON; else JSON (the V3 SDKs send "accept: application/json").
+  local raw = "&" .. (ngx.var.args or "") .. "&" .. (ngx.req.get_body_data() or "") .. "&"
+  local format = ctx.params and ctx.params.Format
+  if not ctx.params then
+    format = raw:find("&Format=JSON&", 1, true) and "JSON" or (raw:find("&Format=", 1, true) and "XML")
+  end
+  if ctx.v3 and format == nil then
+    local accept = (ctx.headers.accept or ""):lower()
+    ctx.json = not (accept:find("xml", 1, true) and not accept:find("json", 1, true))
   else
-    local raw = "&" .. (ngx.var.args or "") .. "&" .. (ngx.req.get_body_data() or "") .. "&"
-    ctx.json = raw:find("&Format=JSON&", 1, true) ~= nil
+    ctx.json = format == "JSON"
   end
 
   local faults = ctx.faults

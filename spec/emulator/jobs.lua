@@ -200,6 +200,76 @@ M.TASK_FIELDS = {
 
 local SRC_VERSIONS = { "1.0.0", "1.0.1", "0.9.8" }
 
+-- Firmware ------------------------------------------------------------------
+--
+-- Each job has one FirmwareId (the one its task records carry):
+--   job-<N> with 0 <= N <= SHARED_FIRMWARE_JOBS - 1 (mixed, not uniform)
+--                                  -> SHARED_FIRMWARE ("FW-EmuSensor-1.1.0")
+--   every other job (demo-job, job-<N> with N >= 100, job-<N>-<STATUS>)
+--                                  -> "FW-" .. JobId
+-- So FW-EmuSensor-1.1.0 lists 100 jobs (job-0 .. job-99, in that order) and
+-- every other firmware lists exactly its one job.
+
+M.SHARED_FIRMWARE = "FW-EmuSensor-1.1.0"
+M.SHARED_FIRMWARE_JOBS = 100
+
+function M.firmware_id(job)
+  if type(job) == "string" then job = assert(M.parse(job), "unknown job " .. job) end
+  if job.kind == "mixed" and not job.demo and job.size < M.SHARED_FIRMWARE_JOBS then
+    return M.SHARED_FIRMWARE
+  end
+  return "FW-" .. job.id
+end
+
+-- The jobs of a firmware: { count = n, job_id = function(k) -> k-th JobId }, or
+-- nil when no job uses that FirmwareId.
+function M.firmware_jobs(firmware_id)
+  if firmware_id == M.SHARED_FIRMWARE then
+    return { count = M.SHARED_FIRMWARE_JOBS, job_id = function(k) return "job-" .. (k - 1) end }
+  end
+  local job_id = firmware_id:match("^FW%-(.+)$")
+  local job = job_id and M.parse(job_id)
+  if not job or M.firmware_id(job) ~= firmware_id then return nil end
+  return { count = 1, job_id = function() return job.id end }
+end
+
+-- Job record ------------------------------------------------------------------
+--
+-- The static fields of a job (QueryOTAJob / ListOTAJobByFirmware); JobStatus and
+-- UtcEndTime depend on the task state and are added by jobstate.lua.
+-- UtcCreate = UtcModified = UtcStartTime = 2019-11-04T02:38:22.000Z + (size % 3000) s,
+-- i.e. before the first task (tasks start at 03:38:22).
+
+M.JOB_TYPE, M.SELECTION_TYPE, M.TARGET_SELECTION = "UPGRADE_FIRMWARE", "STATIC", "ALL"
+
+function M.job_record(job)
+  if type(job) == "string" then job = assert(M.parse(job), "unknown job " .. job) end
+  local created = iso_utc_ms(BASE_EPOCH - 3600 + job.size % 3000)
+  return {
+    JobId = job.id,
+    Name = job.demo and "SmartThermostat-2.4.0" or "EmuSensor-1.1.0",
+    JobDesc = "emulator job " .. job.id,
+    JobType = M.JOB_TYPE,
+    SelectionType = M.SELECTION_TYPE,
+    TargetSelection = M.TARGET_SELECTION,
+    ProductKey = job.demo and "a1DemoThrm9" or "a1EmuSensr7",
+    FirmwareId = M.firmware_id(job),
+    SrcVersions = job.demo and { "2.3.1" } or { "1.0.0", "1.0.1", "0.9.8" },
+    DestVersion = job.demo and "2.4.0" or "1.1.0",
+    MaximumPerMinute = 1000,
+    OverwriteMode = 1,
+    UtcCreate = created,
+    UtcModified = created,
+    UtcStartTime = created,
+  }
+end
+
+-- End time of a finished job (COMPLETE or CANCELED): one hour after its last task
+-- was created.
+function M.job_end_time(job)
+  return iso_utc_ms(BASE_EPOCH + job.size + 3600)
+end
+
 -- The task record (a plain table, all values strings) of task i of a job.
 -- job is a descriptor from parse() or a JobId string.
 function M.task(job, i)
@@ -223,7 +293,7 @@ function M.task(job, i)
   local t = {
     SrcVersion = job.demo and "2.3.1" or SRC_VERSIONS[i % 3 + 1],
     DeviceName = M.job_device_name(job, i),
-    FirmwareId = "FW-" .. job.id,
+    FirmwareId = M.firmware_id(job),
     IotId = format("%sIot%010dEmu", job.demo and "Demo" or "Syn", i),
     ProductKey = job.demo and "a1DemoThrm9" or "a1EmuSensr7",
     JobId = job.id,

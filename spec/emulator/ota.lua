@@ -1,12 +1,15 @@
 -- Action ListOTATaskByJob (IoT, Version 2018-01-20) over the synthetic jobs of
--- jobs.lua. Interface expected by gateway.lua:
+-- jobs.lua, with the task changes of CancelOTATaskByJob / ReupgradeOTATask
+-- (jobstate.lua, stored by store.lua). Interface expected by gateway.lua:
 --   name, version, is_parameter(name), check_parameters(params) -> nil | gateway error,
 --   call(params, request_id) -> body (codec value), code ("OK" or the IoT error code)
 -- check_parameters are the gateway-level checks (HTTP 400 gateway body);
 -- call answers HTTP 200, with Success=false for IoT-level errors.
 
 local jobs = require "jobs"
+local jobstate = require "jobstate"
 local codec = require "codec"
+local store = require "store"
 
 local M = {
   name = "ListOTATaskByJob",
@@ -83,8 +86,8 @@ local function iot_error(request_id, code, message)
     { RequestId = request_id, Success = false, Code = code, ErrorMessage = message }), code
 end
 
-local function task_object(job, i)
-  return codec.object(jobs.TASK_FIELDS, jobs.task(job, i))
+local function task_object(job, m, i)
+  return codec.object(jobs.TASK_FIELDS, jobstate.task(job, m, i))
 end
 
 local function success(request_id, total, page_size, current_page, page_count, tasks)
@@ -135,30 +138,33 @@ function M.call(params, request_id)
     return iot_error(request_id, "iot.ota.OtaJobNotExist", "The OTA job does not exist: " .. params.JobId .. ".")
   end
 
+  local m = store.job_mutations(job.id)      -- nil when never changed
+
   if names then
     -- DeviceNames wins over paging: every match in one answer, in task order,
     -- each device once.
     local indexes, seen = {}, {}
     for _, name in ipairs(names) do
       local i = jobs.index_of_device(job, name)
-      if i and not seen[i] and (status == nil or jobs.job_status_of(job, i) == status) then
+      if i and not seen[i] and (status == nil or jobstate.status(job, m, i) == status) then
         seen[i] = true
         indexes[#indexes + 1] = i
       end
     end
     table.sort(indexes)
     local tasks = {}
-    for k, i in ipairs(indexes) do tasks[k] = task_object(job, i) end
+    for k, i in ipairs(indexes) do tasks[k] = task_object(job, m, i) end
     return success(request_id, #tasks, #names, 1, #tasks > 0 and 1 or 0, tasks)
   end
 
-  local total = jobs.count(job, status)
+  local filter = status and jobstate.filter(job, m, status)
+  local total = filter and jobstate.filter_count(filter) or job.size
   local page_count = math.ceil(total / page_size)
   local first = (current_page - 1) * page_size + 1
   local last = math.min(current_page * page_size, total)
   local tasks = {}
   for k = first, last do            -- empty past the end: "SimpleOTATaskInfo": []
-    tasks[#tasks + 1] = task_object(job, jobs.kth(job, status, k))
+    tasks[#tasks + 1] = task_object(job, m, filter and jobstate.filter_kth(filter, k) or k)
   end
   return success(request_id, total, page_size, current_page, page_count, tasks)
 end

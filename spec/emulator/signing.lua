@@ -1,9 +1,11 @@
--- Alibaba Cloud RPC signature V1, the emulator's own implementation.
+-- Alibaba Cloud RPC signatures V1 (HMAC-SHA1) and V3 (ACS3-HMAC-SHA256): the
+-- emulator's own canonicalization.
 --
 -- Pure Lua (no ngx, no bit ops, no goto): loads in nginx's LuaJIT, in Lua 5.1
 -- and in Lua 5.4, so the canonicalization can be checked outside nginx against
--- the official worked example (see selftest). HMAC-SHA1 itself is not here: the
--- gateway uses ngx.hmac_sha1, the selftest uses the openssl CLI.
+-- the official worked examples (see selftest). Hashes and HMACs are not here:
+-- the gateway uses ngx.hmac_sha1 and crypto.lua (FFI to libcrypto), the
+-- selftest uses the openssl CLI.
 --
 -- Deliberately independent of the project's client code (src/, lua/): this is
 -- the "other side" that the client is tested against.
@@ -128,6 +130,102 @@ end
 -- The HMAC key is the secret followed by '&'.
 function M.hmac_key(secret)
   return secret .. "&"
+end
+
+-- Signature V3 (ACS3-HMAC-SHA256) -------------------------------------------
+--
+-- CanonicalRequest =
+--   METHOD \n "/" \n canonical query \n canonical headers \n signed header names \n hex(sha256(body))
+-- StringToSign = "ACS3-HMAC-SHA256\n" .. hex(sha256(CanonicalRequest))
+-- Signature    = hex(hmac_sha256(AccessKeySecret, StringToSign))   (no '&' on the key)
+
+M.V3_ALGORITHM = "ACS3-HMAC-SHA256"
+M.EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+-- Canonical query of V3: every query parameter (none excluded), sorted by name
+-- in byte order, encoded as in V1, "name=" for an empty value.
+function M.v3_canonical_query(params)
+  local names = {}
+  for name in pairs(params) do names[#names + 1] = name end
+  table.sort(names)
+  local parts = {}
+  for i, name in ipairs(names) do
+    parts[i] = M.percent_encode(name) .. "=" .. M.percent_encode(params[name])
+  end
+  return table.concat(parts, "&")
+end
+
+local function trim(s)
+  return (s:match("^%s*(.-)%s*$"))
+end
+M.trim = trim
+
+-- Canonical headers: for each signed name (lowercase, in the given order, which
+-- the caller has checked is sorted) "name:trimmed value\n". headers maps
+-- lowercase names to values.
+function M.v3_canonical_headers(headers, signed_names)
+  local parts = {}
+  for i, name in ipairs(signed_names) do
+    parts[i] = name .. ":" .. trim(headers[name] or "") .. "\n"
+  end
+  return table.concat(parts)
+end
+
+-- The canonical request. query_params: map name -> value of the URL query only
+-- (a form body is covered by hashed_payload); headers: map lowercase name ->
+-- value; signed_names: sorted list of lowercase names; hashed_payload: hex
+-- SHA-256 of the raw body.
+function M.v3_canonical_request(method, query_params, headers, signed_names, hashed_payload)
+  return table.concat({
+    method,
+    "/",
+    M.v3_canonical_query(query_params),
+    M.v3_canonical_headers(headers, signed_names),
+    table.concat(signed_names, ";"),
+    hashed_payload,
+  }, "\n")
+end
+
+function M.v3_string_to_sign(hashed_canonical_request)
+  return M.V3_ALGORITHM .. "\n" .. hashed_canonical_request
+end
+
+-- Parses "ACS3-HMAC-SHA256 Credential=<id>,SignedHeaders=<a;b>,Signature=<hex>"
+-- (optional spaces after the commas). Returns
+--   { algorithm, credential, signed_headers = {names...}, signed_headers_raw, signature }
+-- or nil and a reason.
+function M.parse_authorization(value)
+  local algorithm, rest = value:match("^(%S+)%s+(.*)$")
+  if not algorithm then
+    return nil, "expected \"" .. M.V3_ALGORITHM .. " Credential=...,SignedHeaders=...,Signature=...\""
+  end
+  if algorithm ~= M.V3_ALGORITHM then
+    return nil, "unsupported signature algorithm " .. algorithm .. " (only " .. M.V3_ALGORITHM .. ")"
+  end
+  local fields = {}
+  for part in (rest .. ","):gmatch("([^,]*),") do
+    local k, v = trim(part):match("^([%a]+)=(.*)$")
+    if not k then return nil, "malformed Authorization element \"" .. trim(part) .. "\"" end
+    if fields[k] then return nil, "Authorization element " .. k .. " given twice" end
+    fields[k] = v
+  end
+  for _, k in ipairs({ "Credential", "SignedHeaders", "Signature" }) do
+    if not fields[k] or fields[k] == "" then return nil, "Authorization lacks " .. k end
+  end
+  for k in pairs(fields) do
+    if k ~= "Credential" and k ~= "SignedHeaders" and k ~= "Signature" then
+      return nil, "unknown Authorization element " .. k
+    end
+  end
+  local names = {}
+  for name in (fields.SignedHeaders .. ";"):gmatch("([^;]*);") do names[#names + 1] = name end
+  return {
+    algorithm = algorithm,
+    credential = fields.Credential,
+    signed_headers = names,
+    signed_headers_raw = fields.SignedHeaders,
+    signature = fields.Signature,
+  }
 end
 
 return M

@@ -1,6 +1,6 @@
 -- Emulator state kept in nginx shared dicts (declared in nginx.conf.in), so it
 -- survives across requests: request log, used nonces, throttle windows, fault
--- config and the fault request counter.
+-- config, the fault request counter and the per-job task mutations.
 
 local cjson = require "cjson.safe"
 local codec = require "codec"
@@ -11,6 +11,7 @@ local log_dict = ngx.shared.emu_log          -- "n" = entry count, "<i>" = JSON 
 local nonce_dict = ngx.shared.emu_nonces     -- "<AccessKeyId>\0<nonce>" -> true, TTL 900 s
 local throttle_dict = ngx.shared.emu_throttle -- list "<AccessKeyId>" of request times
 local state_dict = ngx.shared.emu_state      -- "faults" (JSON), "requests" (counter)
+local jobs_dict = ngx.shared.emu_jobs        -- "<JobId>" -> JSON mutation record (jobstate.lua)
 
 M.NONCE_TTL = 900
 
@@ -108,10 +109,34 @@ function M.next_request_number()
   return state_dict:incr("requests", 1, 0)
 end
 
+-- Job mutations (CancelOTATaskByJob, ReupgradeOTATask) ----------------------------
+
+-- The mutation record of a job (jobstate.lua), or nil when it was never changed.
+function M.job_mutations(job_id)
+  local raw = jobs_dict:get(job_id)
+  if not raw then return nil end
+  return require("jobstate").from_plain(cjson.decode(raw))
+end
+
+-- Stores a mutation record. Returns true, or nil and a message when the dict is full.
+function M.set_job_mutations(job_id, m)
+  local plain = require("jobstate").to_plain(m)
+  -- cjson would write an empty map as [] or {} inconsistently: encode by hand.
+  local parts = {}
+  for k, v in pairs(plain.overrides) do parts[#parts + 1] = string.format("%q:%q", k, v) end
+  local canceled = {}
+  for i, st in ipairs(plain.canceled) do canceled[i] = string.format("%q", st) end
+  local raw = '{"canceled":[' .. table.concat(canceled, ",") .. '],"overrides":{' ..
+              table.concat(parts, ",") .. '},"cancel_requested":' .. tostring(plain.cancel_requested) .. "}"
+  local ok, err = jobs_dict:safe_set(job_id, raw)
+  if not ok then return nil, "emulator job state full: " .. tostring(err) end
+  return true
+end
+
 -- Reset -----------------------------------------------------------------------
 
 function M.reset()
-  for _, dict in ipairs({ log_dict, nonce_dict, throttle_dict, state_dict }) do
+  for _, dict in ipairs({ log_dict, nonce_dict, throttle_dict, state_dict, jobs_dict }) do
     dict:flush_all()
     dict:flush_expired()
   end
