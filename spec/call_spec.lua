@@ -181,6 +181,29 @@ describe("client:call", function()
     end)
   end)
 
+  it("signs with credentials found in a profile file, end to end", function()
+    local home = os.tmpname()
+    os.remove(home)
+    assert(os.execute("mkdir -p " .. home .. "/.alibabacloud"))
+    local f = assert(io.open(home .. "/.alibabacloud/credentials", "w"))
+    f:write("[default]\ntype = access_key\naccess_key_id = LTAI5tNotThisOne\naccess_key_secret = x\n\n",
+            "[ops]\n; an STS key pair with its token\ntype = sts\naccess_key_id = ", helpers.sts.access_key_id,
+            "\naccess_key_secret = ", helpers.sts.access_key_secret,
+            "\nsecurity_token = ", helpers.sts.security_token, "\nregion_id = cn-shanghai\n")
+    f:close()
+    local code = string.format([[
+      local iot = require("aliyun.iot")
+      local c = assert(iot.new{ endpoint = %q, profile = "ops", rate_limit = false })
+      local page, err = c:ListOTATaskByJob{ JobId = "job-2" }
+      print(page and ("OK " .. #page.tasks) or tostring(err), c.credentials.source, c.region)
+    ]], emu.url)
+    local out = helpers.run_lua(code, { HOME = home, ALIBABA_CLOUD_ACCESS_KEY_ID = false,
+      ALIBABA_CLOUD_ACCESS_KEY_SECRET = false, ALIBABA_CLOUD_CONFIG_FILE = false })
+    os.execute("rm -rf " .. home)
+    assert.truthy(out:find("^OK 2\tcredentials%-file:ops %(.*credentials%)\tcn%-shanghai"), out)
+    helpers.assert_no_secret(out)
+  end)
+
   describe("proxies", function()
     -- The emulator also answers absolute-form requests, so it can act as the
     -- proxy for an endpoint on 127.0.0.2, where nothing listens.
