@@ -9,10 +9,10 @@ BUILD_DIR   ?= build
 BUILD_TYPE  ?= RelWithDebInfo
 
 DEB_PACKAGES := gcc make cmake pkg-config curl ca-certificates \
-	lua5.4 liblua5.4-dev lua-cjson \
+	lua5.4 liblua5.4-dev lua-cjson lua-argparse \
 	libcurl4-openssl-dev libssl-dev \
 	nginx libnginx-mod-http-lua
-TEST_PACKAGES := lua-busted lua-check luarocks
+TEST_PACKAGES := lua-busted lua-check luarocks tmux
 
 .PHONY: all deps test-deps build test demo lint clean
 

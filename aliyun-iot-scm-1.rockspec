@@ -19,6 +19,7 @@ description = {
 dependencies = {
    "lua >= 5.1, < 5.5",
    "lua-cjson >= 2.1",
+   "argparse >= 0.6",   -- bin/aliyun-ota only
 }
 external_dependencies = {
    -- Debian puts curl/curl.h under a multiarch include dir; look for the library.
@@ -29,7 +30,7 @@ build = {
    type = "builtin",
    modules = {
       ["aliyun.iot.core"] = {
-         sources = { "src/clock.c", "src/core.c", "src/sign.c", "src/session.c", "src/decode.c", "src/errors.c" },
+         sources = { "src/clock.c", "src/core.c", "src/sign.c", "src/session.c", "src/multi.c", "src/xfer.c", "src/decode.c", "src/errors.c" },
          libraries = { "curl", "crypto" },
          incdirs = { "src", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
@@ -39,7 +40,13 @@ build = {
       ["aliyun.iot.params"] = "lua/aliyun/iot/params.lua",
       ["aliyun.iot.request"] = "lua/aliyun/iot/request.lua",
       ["aliyun.iot.pager"] = "lua/aliyun/iot/pager.lua",
+      ["aliyun.iot.credentials"] = "lua/aliyun/iot/credentials.lua",
+      ["aliyun.iot.limiter"] = "lua/aliyun/iot/limiter.lua",
+      ["aliyun.iot.concurrent"] = "lua/aliyun/iot/concurrent.lua",
       ["aliyun.iot.transport"] = "lua/aliyun/iot/transport/init.lua",
       ["aliyun.iot.transport.curl"] = "lua/aliyun/iot/transport/curl.lua",
+   },
+   install = {
+      bin = { ["aliyun-ota"] = "bin/aliyun-ota" },
    },
 }
