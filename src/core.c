@@ -11,6 +11,7 @@
 #include "compat.h"
 #include "decode.h"
 #include "errors.h"
+#include "multi.h"
 #include "session.h"
 #include "sign.h"
 #include "version.h"
@@ -26,6 +27,7 @@ int luaopen_aliyun_iot_core(lua_State *L) {
     errors_open(L);
     sign_open(L);
     session_open(L);
+    multi_open(L);
     decode_open(L);
     clock_open(L);
 

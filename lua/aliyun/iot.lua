@@ -156,6 +156,7 @@ function iot.new(opts)
     signature_version = client.signature_version,
     transport = transport,
     owns_transport = owns_transport,
+    transport_opts = transport_opts, -- timeouts, TLS, proxy: for the concurrent pager's own handles
     limiter = opts.rate_limit ~= false and limiter.new{ rate = opts.rate_limit } or nil,
     max_retries = opts.max_retries,
     deadline = opts.deadline,
@@ -203,24 +204,36 @@ function Client:call(action, p, opts)
 end
 
 local function listing_of(self, p, method)
-  state_of(self, method)
+  local state = state_of(self, method)
   local listing, err = pager.validate(p)
   -- Like io.lines: an iterator cannot return nil, err, so it raises.
   if not listing then error(err, 3) end
   local function fetch(q) return self:ListOTATaskByJob(q) end
-  return fetch, listing
+  local n = listing.concurrency or pager.DEFAULT_CONCURRENCY
+  if n <= 1 then return fetch, listing end
+  -- Up to n page requests in flight (aliyun.iot.concurrent).
+  local concurrent = require("aliyun.iot.concurrent")
+  local fetch_all, engine = concurrent.fetcher(state, n)
+  return fetch, listing, fetch_all, concurrent.closer(engine)
+end
+
+-- iterator, nil, nil, closer: Lua 5.4's generic for closes the closer (what
+-- is still in flight) when the loop ends early; older Lua ignores it.
+local function iterate(make, fetch, listing, fetch_all, closer)
+  return make(fetch, listing, fetch_all), nil, nil, closer
 end
 
 --- Iterate over every task of a job, each exactly once; raises the error
 -- object if a page cannot be fetched. Options as ListOTATaskByJob, except
--- CurrentPage; DeviceNames may hold any number of names.
+-- CurrentPage; DeviceNames may hold any number of names. `concurrency = N`
+-- keeps up to N page requests in flight, within the rate limiter.
 function Client:tasks(p)
-  return pager.tasks(listing_of(self, p, "tasks"))
+  return iterate(pager.tasks, listing_of(self, p, "tasks"))
 end
 
 --- Iterate over every page of a job (tasks de-duplicated across pages).
 function Client:pages(p)
-  return pager.pages(listing_of(self, p, "pages"))
+  return iterate(pager.pages, listing_of(self, p, "pages"))
 end
 
 --- Release the HTTP session. Idempotent; the client cannot be used after.

@@ -14,7 +14,7 @@
 local errors = require("aliyun.iot.errors")
 local params = require("aliyun.iot.params")
 
-local error, ipairs, type = error, ipairs, type
+local error, ipairs, type, tostring = error, ipairs, type, tostring
 local floor, ceil = math.floor, math.ceil
 local format = string.format
 local yield, create, resume, costatus = coroutine.yield, coroutine.create, coroutine.resume, coroutine.status
@@ -38,8 +38,12 @@ local pager = {}
 
 pager.DEFAULT_PAGE_SIZE = params.MAX_PAGE_SIZE
 
+pager.MAX_CONCURRENCY = 64
+-- Page requests in flight when tasks{}/pages{} get no `concurrency`.
+pager.DEFAULT_CONCURRENCY = 4
+
 -- Names accepted by tasks{}/pages{} besides the API's own.
-local PAGER_OPTIONS = {}
+local PAGER_OPTIONS = { concurrency = true }
 
 local function raise(err) error(err, 0) end
 
@@ -57,6 +61,14 @@ function pager.validate(p)
       .. "(call client:ListOTATaskByJob for a single page)")
   end
   listing.PageSize = listing.PageSize or pager.DEFAULT_PAGE_SIZE
+  local n = p.concurrency
+  if n ~= nil then
+    if type(n) ~= "number" or n ~= floor(n) or n < 1 or n > pager.MAX_CONCURRENCY then
+      return nil, errors.invalid(format("concurrency must be an integer from 1 to %d, got %s",
+        pager.MAX_CONCURRENCY, tostring(n)))
+    end
+    listing.concurrency = n
+  end
   return listing
 end
 
@@ -76,41 +88,76 @@ local function last_page_of(page, page_no, page_size)
   return #page.tasks < page_size and page_no or page_no + 1
 end
 
+-- fetch_all's default: one call after the other. `each(page)` returning
+-- false stops the batch.
+local function sequential(fetch)
+  return function(list, each)
+    for i = 1, #list do
+      if each(must(fetch(list[i]))) == false then return end
+    end
+  end
+end
+
 --- Walk a listing, calling `emit(page)` for each page in order.
 -- `fetch(p)` performs one ListOTATaskByJob call (p as for that method).
-local function walk(fetch, listing, emit)
+-- `fetch_all(list, each)` (optional; the concurrent pager's) performs the
+-- calls of `list` and calls `each(page)` in list order, raising the first
+-- failure (in that order) after the pages before it; `each` returning false
+-- means the rest are not wanted.
+local function walk(fetch, listing, emit, fetch_all)
   local job, instance, page_size = listing.JobId, listing.IotInstanceId, listing.PageSize
+  fetch_all = fetch_all or sequential(fetch)
 
   local names = listing.DeviceNames
   if names then
     local step = params.MAX_DEVICE_NAMES
+    local calls = {}
     for first = 1, #names, step do
       local chunk = {}
       for i = first, math.min(first + step - 1, #names) do chunk[#chunk + 1] = names[i] end
-      emit(must(fetch{ JobId = job, IotInstanceId = instance, TaskStatus = listing.TaskStatus, DeviceNames = chunk }))
+      calls[#calls + 1] = { JobId = job, IotInstanceId = instance, TaskStatus = listing.TaskStatus,
+                            DeviceNames = chunk }
     end
+    fetch_all(calls, emit)
     return
   end
 
   local max_pages = floor(params.MAX_DEPTH / page_size)
   local reachable = max_pages * page_size
 
+  local function page_call(status, page_no, size)
+    return { JobId = job, IotInstanceId = instance, TaskStatus = status,
+             PageSize = size or page_size, CurrentPage = page_no }
+  end
   local function fetch_page(status, page_no, size)
-    return must(fetch{ JobId = job, IotInstanceId = instance, TaskStatus = status,
-                       PageSize = size or page_size, CurrentPage = page_no })
+    return must(fetch(page_call(status, page_no, size)))
   end
 
+  -- Pages 2.. of a part, in batches up to the last page the latest page
+  -- promises (the same stop rules as one page after the other: an empty
+  -- page or a page at or past the promised last one ends the part).
   local function walk_pages(status, page)
     local page_no = 1
+    emit(page)
     while true do
-      emit(page)
-      if page_no >= last_page_of(page, page_no, page_size) or #page.tasks == 0 then return end
-      page_no = page_no + 1
-      if page_no > max_pages then
+      local last = last_page_of(page, page_no, page_size)
+      if page_no >= last or #page.tasks == 0 then return end
+      if page_no + 1 > max_pages then
         -- The job grew past the cap while we paged: say so rather than stop short.
         raise(too_deep(listing, status, page.Total or reachable + 1, reachable))
       end
-      page = fetch_page(status, page_no)
+      local calls = {}
+      for n = page_no + 1, math.min(last, max_pages) do calls[#calls + 1] = page_call(status, n) end
+      local done = false
+      fetch_all(calls, function(p)
+        page_no, page = page_no + 1, p
+        emit(p)
+        if page_no >= last_page_of(p, page_no, page_size) or #p.tasks == 0 then
+          done = true
+          return false
+        end
+      end)
+      if done then return end
     end
   end
 
@@ -121,13 +168,15 @@ local function walk(fetch, listing, emit)
 
   -- Too deep as a whole: probe each status with one-task pages first, so the
   -- caller hears about a part that can never be listed before any task.
-  local parts = {}
-  for _, status in ipairs(params.TASK_STATUSES) do
-    local probe = fetch_page(status, 1, 1)
-    local n = probe.Total or 0
+  local parts, probes = {}, {}
+  for i, status in ipairs(params.TASK_STATUSES) do probes[i] = page_call(status, 1, 1) end
+  local k = 0
+  fetch_all(probes, function(probe)
+    k = k + 1
+    local status, n = params.TASK_STATUSES[k], probe.Total or 0
     if n > reachable then raise(too_deep(listing, status, n, reachable)) end
     if n > 0 then parts[#parts + 1] = status end
-  end
+  end)
   for _, status in ipairs(parts) do
     walk_pages(status, fetch_page(status, 1))
   end
@@ -157,21 +206,21 @@ end
 
 --- Iterator over pages (each page's `tasks` already de-duplicated).
 -- `listing` must come from pager.validate.
-function pager.pages(fetch, listing)
+function pager.pages(fetch, listing, fetch_all)
   return wrap(function()
     local seen = {}
-    walk(fetch, listing, function(page) yield(dedup(page, seen)) end)
+    walk(fetch, listing, function(page) yield(dedup(page, seen)) end, fetch_all)
   end)
 end
 
 --- Iterator over tasks.
-function pager.tasks(fetch, listing)
+function pager.tasks(fetch, listing, fetch_all)
   return wrap(function()
     local seen = {}
     walk(fetch, listing, function(page)
       local tasks = dedup(page, seen).tasks
       for i = 1, #tasks do yield(tasks[i]) end
-    end)
+    end, fetch_all)
   end)
 end
 

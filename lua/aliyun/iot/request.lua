@@ -157,10 +157,13 @@ local function exchange(state, req, decode)
   return result, err, headers
 end
 
+--- Seconds to wait before retry number `attempt` after `err`.
 local function backoff(attempt, err)
   local base = match(err.code, "^Throttling") and THROTTLE_BASE or BACKOFF_BASE
   return random() * min(BACKOFF_CAP, base * 2 ^ (attempt - 1))
 end
+request.backoff = backoff
+request.REQUEST_ID_HEADER = REQUEST_ID_HEADER
 
 --- Send one call and decode its response with `decode(body, status)`,
 -- retrying what is worth retrying (each attempt re-signed with a new nonce
