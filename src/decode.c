@@ -108,7 +108,7 @@ static int decode_response(lua_State *L, const char *body, size_t len, long stat
         return 0;
     }
     push_json_decode(L);
-    lua_pushlstring(L, body, len);
+    lua_pushvalue(L, 1); /* the body string itself (both callers have it at 1): no copy */
     ok = lua_pcall(L, 1, 1, 0) == 0; /* cjson.safe returns nil, msg; pcall guards the rest */
     if (!ok || lua_type(L, -1) != LUA_TTABLE) {
         lua_pop(L, 1);
