@@ -248,7 +248,7 @@ describe("resilience", function()
   describe("resources", function()
     local function open_fds()
       local p = io.popen("ls /proc/" .. helpers.pid() .. "/fd | wc -l")
-      local n = tonumber(p:read("a"))
+      local n = tonumber(p:read("*a"))
       p:close()
       return n
     end
@@ -262,6 +262,9 @@ describe("resilience", function()
     it("are the same before and after 1,000 requests", function()
       local c = helpers.client(emu)
       for _ = 1, 20 do assert(c:ListOTATaskByJob{ JobId = "job-100", PageSize = 100 }) end
+      -- Twice: on 5.1/5.2/LuaJIT a session left by an earlier spec's client is only
+      -- unreachable (and its socket closed by __gc) one cycle after that client.
+      collectgarbage("collect")
       collectgarbage("collect")
       local fds, lua_kib, rss = open_fds(), collectgarbage("count"), rss_kib()
       for i = 1, 1000 do
@@ -272,7 +275,11 @@ describe("resilience", function()
       c:close()
       assert.are.equal(fds, fds_after)
       assert.truthy(collectgarbage("count") < lua_kib * 1.1 + 64, "Lua heap grew")
-      assert.truthy(rss_kib() < rss + 4096, "RSS grew by " .. (rss_kib() - rss) .. " KiB")
+      -- Under ASan or valgrind freed memory is held back on purpose (quarantine), so
+      -- RSS says nothing there; the descriptor and Lua heap checks still hold.
+      if not os.getenv("AIOT_SANITIZER") then
+        assert.truthy(rss_kib() < rss + 4096, "RSS grew by " .. (rss_kib() - rss) .. " KiB")
+      end
     end)
   end)
 end)

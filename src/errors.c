@@ -109,8 +109,13 @@ static int l_error(lua_State *L) {
     lua_settop(L, 1);
     if (aiot_getfield(L, 1, "code") != LUA_TSTRING)
         return luaL_argerror(L, 1, "field 'code' must be a string");
-    if (aiot_getfield(L, 1, "http_status") == LUA_TNUMBER)
-        status = (long)lua_tonumber(L, -1);
+    if (aiot_getfield(L, 1, "http_status") == LUA_TNUMBER) {
+        /* Range first: converting NaN, inf or 1e300 to long is undefined behaviour (UBSan
+         * float-cast-overflow). A status outside 0..999 is no HTTP status: treated as none. */
+        lua_Number n = lua_tonumber(L, -1);
+        if (n >= 0 && n < 1000)
+            status = (long)n;
+    }
     if (aiot_getfield(L, 1, "retryable") == LUA_TNIL) {
         lua_pushboolean(L, errors_is_retryable(lua_tostring(L, 2), status));
         lua_setfield(L, 1, "retryable");
