@@ -189,8 +189,8 @@ function concurrent.fetcher(state, n)
     local batch = batch_no
     local count = #list
     local flat, results, attempts, started = {}, {}, {}, {}
-    local retry = {}             -- index -> time it may be scheduled again
-    local scheduled = {}         -- array of { index, at }: limiter slot reserved
+    local retry = {}             -- index -> time it may be sent again
+    local limiter_ready_at = 0   -- the limiter refused a slot before this time
     local next_new, next_emit = 1, 1
 
     for i = 1, count do
@@ -198,33 +198,26 @@ function concurrent.fetcher(state, n)
       if f then flat[i] = f else results[i] = failure(err) end
     end
 
-    -- Sign now (fresh time and nonce) and hand to the engine.
-    local function send(index)
+    -- Send `index` now if the limiter has a slot free now; else return the
+    -- seconds until it will. Slots are never reserved ahead: a reservation
+    -- made while the caller holds the iterator would be sent late, bunched
+    -- with the next ones, and a gateway counting per second sees a burst.
+    local function try_send(index, now)
       local req, creds = request.prepare(state, "ListOTATaskByJob", flat[index])
       if not req then
         results[index] = failure(creds)
-        return
+        return 0
       end
+      if state.limiter then
+        local wait = state.limiter:try(creds.access_key_id, now)
+        if wait > 0 then return wait end
+      end
+      attempts[index] = (attempts[index] or 0) + 1
+      started[index] = started[index] or now
       next_id = next_id + 1
       inflight[next_id] = { batch = batch, index = index, creds = creds }
       engine.start(next_id, req)
-    end
-
-    -- Reserve a limiter slot for `index`; send now or keep it until its slot.
-    local function schedule(index, now)
-      attempts[index] = (attempts[index] or 0) + 1
-      started[index] = started[index] or now
-      local wait = 0
-      if state.limiter then
-        local creds, err = state.credentials:get()
-        if not creds then
-          results[index] = failure(err)
-          return
-        end
-        wait = state.limiter:delay(creds.access_key_id, now)
-      end
-      if wait > 0 then scheduled[#scheduled + 1] = { index = index, at = now + wait }
-      else send(index) end
+      return 0
     end
 
     -- A finished transfer of this batch: a page, a final failure, or a retry.
@@ -274,40 +267,43 @@ function concurrent.fetcher(state, n)
       if next_emit > count then return end
 
       local now = monotonic()
-      -- Send what has reached its limiter slot.
-      local k = 1
-      while k <= #scheduled do
-        local s = scheduled[k]
-        if s.at <= now then
-          table.remove(scheduled, k)
-          send(s.index)
-        else
-          k = k + 1
-        end
-      end
       -- Fill free places: retries that are due first (lowest page first), then new pages.
-      while engine.pending() + #scheduled < n do
-        local pick
+      while engine.pending() < n and now >= limiter_ready_at do
+        local pick, from_retry
         for index, at in pairs(retry) do
           if at <= now and (pick == nil or index < pick) then pick = index end
         end
         if pick then
+          from_retry = retry[pick]
           retry[pick] = nil
         elseif next_new <= count and next_new < next_emit + window then
           pick = next_new
           next_new = next_new + 1
-          if results[pick] ~= nil then pick = nil end -- failed validation: nothing to send
         else
           break
         end
-        if pick then schedule(pick, now) end
+        if results[pick] == nil then -- (failed validation: nothing to send)
+          local wait = try_send(pick, now)
+          if wait > 0 then
+            -- Not sent: put it back and wait for the limiter.
+            if from_retry then retry[pick] = from_retry else next_new = pick end
+            limiter_ready_at = now + wait
+          end
+        end
       end
       if results[next_emit] == nil then
         -- Wait for a transfer, the next limiter slot or the next retry.
         local until_at = math.huge
-        for i = 1, #scheduled do until_at = min(until_at, scheduled[i].at) end
-        if engine.pending() + #scheduled < n then
-          for _, at in pairs(retry) do until_at = min(until_at, at) end
+        if engine.pending() < n then
+          local waiting = next_new <= count and next_new < next_emit + window
+          for _, at in pairs(retry) do
+            until_at = min(until_at, at)
+            waiting = true
+          end
+          if waiting and limiter_ready_at > now then until_at = max(until_at, limiter_ready_at) end
+          if waiting and next_new <= count and next_new < next_emit + window then
+            until_at = min(until_at, max(now, limiter_ready_at))
+          end
         end
         local timeout = until_at == math.huge and IDLE_WAIT or max(0, until_at - now)
         local finished = engine.wait(timeout)

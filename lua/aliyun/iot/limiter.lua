@@ -29,16 +29,29 @@ LocalStore.__index = LocalStore
 
 function LocalStore.new() return setmetatable({ tat = {} }, LocalStore) end
 
-function LocalStore:reserve(key, now, interval, tolerance)
+-- only_if_free: reserve only when the slot is free now; else just say when.
+function LocalStore:reserve(key, now, interval, tolerance, only_if_free)
   local tat = max(self.tat[key] or now, now)
+  local wait = max(0, tat - tolerance - now)
+  if wait > 0 and only_if_free then return wait end
   self.tat[key] = tat + interval
-  return max(0, tat - tolerance - now)
+  return wait
 end
 
 limiter.LocalStore = LocalStore
 
 -- One store per process (per worker in nginx), shared by all clients.
 local process_store = LocalStore.new()
+
+-- Inside nginx with `lua_shared_dict aliyun_iot_limiter` declared, one store
+-- in that dict for all workers (transport/resty.lua); else the process store.
+local function default_store()
+  local ngx = rawget(_G, "ngx")
+  if ngx and ngx.shared and ngx.shared.aliyun_iot_limiter then
+    return require("aliyun.iot.transport.resty").shared_store("aliyun_iot_limiter")
+  end
+  return process_store
+end
 
 local Limiter = {}
 Limiter.__index = Limiter
@@ -50,13 +63,20 @@ function limiter.new(opts)
   return setmetatable({
     interval = 1 / rate + limiter.SPACING_MARGIN,
     tolerance = (burst - 1) / rate,
-    store = opts.store or process_store,
+    store = opts.store or default_store(),
   }, Limiter)
 end
 
 --- Reserve the next slot for `key`; returns the seconds to wait before sending.
 function Limiter:delay(key, now)
   return self.store:reserve(key, now, self.interval, self.tolerance)
+end
+
+--- Take a slot for `key` only if one is free now: returns 0 (taken) or the
+-- seconds until one will be (nothing reserved), for callers that must send
+-- the moment they reserve (the concurrent pager).
+function Limiter:try(key, now)
+  return self.store:reserve(key, now, self.interval, self.tolerance, true)
 end
 
 return limiter
