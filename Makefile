@@ -1,6 +1,7 @@
 # aliyun-iot: build, test and demo.
 #   make demo   install what is missing, build, list a demo OTA job from the bundled emulator
 #   make test   install what is missing, build, run every test suite
+#   make bench  benchmarks (not part of make test), written to bench/RESULTS.md
 # Each target first installs missing Debian packages (scripts/ensure-debian-packages).
 
 LUA_VERSION ?= 5.4
@@ -12,9 +13,16 @@ DEB_PACKAGES := gcc make cmake pkg-config curl ca-certificates \
 	lua5.4 liblua5.4-dev lua-cjson lua-argparse \
 	libcurl4-openssl-dev libssl-dev \
 	nginx libnginx-mod-http-lua
-TEST_PACKAGES := lua-busted lua-check luarocks tmux
+TEST_PACKAGES := lua-busted lua-check luarocks lua-socket tmux \
+	clang libclang-rt-14-dev llvm valgrind \
+	lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+	luajit2 libluajit2-5.1-dev
+# luajit2/libluajit2-5.1-dev is OpenResty's LuaJIT, the one nginx's Lua module links;
+# Debian's luajit/libluajit-5.1-dev conflict with it.
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps test-deps build test demo lint clean
+.PHONY: all deps test-deps build test demo lint clean test-asan test-valgrind fuzz bench \
+	matrix resty embed
 
 all: build
 
@@ -29,7 +37,31 @@ build: deps
 	@cmake --build $(BUILD_DIR) -j2 -- --no-print-directory
 
 test: test-deps build
-	@LUA=$(LUA) BUILD_DIR=$(BUILD_DIR) scripts/run-tests
+	@LUA=$(LUA) BUILD_DIR=$(BUILD_DIR) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-tests
+
+# The memory-safety suites on their own (make test runs them too).
+test-asan: test-deps
+	@scripts/asan-suite $(LUA)
+
+test-valgrind: test-deps build
+	@BUILD_DIR=$(BUILD_DIR) scripts/valgrind-suite $(LUA)
+
+fuzz: test-deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz-suite
+
+# Lua 5.1, 5.2, 5.3 and LuaJIT; OpenResty in real nginx; a C host with the static core.
+matrix: test-deps
+	@scripts/matrix-suite
+
+resty: test-deps
+	@scripts/resty-suite
+
+embed: test-deps
+	@scripts/embed-suite
+
+# Benchmarks, not part of make test: writes bench/RESULTS.md.
+bench: test-deps build
+	@scripts/bench
 
 demo: build
 	@LUA=$(LUA) BUILD_DIR=$(BUILD_DIR) scripts/demo
@@ -38,4 +70,4 @@ lint: test-deps
 	luacheck lua spec examples
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-5.1 build-5.2 build-5.3 build-luajit build-embed build-asan build-fuzz

@@ -45,6 +45,7 @@ build = {
       ["aliyun.iot.concurrent"] = "lua/aliyun/iot/concurrent.lua",
       ["aliyun.iot.transport"] = "lua/aliyun/iot/transport/init.lua",
       ["aliyun.iot.transport.curl"] = "lua/aliyun/iot/transport/curl.lua",
+      ["aliyun.iot.transport.resty"] = "lua/aliyun/iot/transport/resty.lua",
    },
    install = {
       bin = { ["aliyun-ota"] = "bin/aliyun-ota" },

@@ -1,5 +1,6 @@
 -- Response decoding in C: core.decode, core.decode_tasks and the error object.
 local core = require "aliyun.iot.core"
+local math_type = math.type or require("helpers").math_type -- 5.1/5.2 have no math.type
 
 -- The JSON example from ListOTATaskByJob.md, verbatim.
 local EXAMPLE = [[
@@ -230,7 +231,7 @@ describe("core.decode_tasks", function()
     assert.equal("A59D3BE1-E9A3-43F3-9B50-B7C8DE165D9B", page.RequestId)
     for field, value in pairs { Total = 2, PageSize = 10, CurrentPage = 1, PageCount = 1 } do
       assert.equal(value, page[field])
-      assert.equal("integer", math.type(page[field]), field)
+      assert.equal("integer", math_type(page[field]), field)
     end
   end)
 
@@ -251,7 +252,7 @@ describe("core.decode_tasks", function()
     assert.equal(1, #page.tasks)
     assert.equal("t1", page.tasks[1].TaskId)
     assert.equal(30, page.tasks[1].Timeout)
-    assert.equal("integer", math.type(page.tasks[1].Timeout))
+    assert.equal("integer", math_type(page.tasks[1].Timeout))
     assert.is_nil(page.tasks[1].TaskDesc) -- JSON null is dropped, not a truthy lightuserdata
   end)
 

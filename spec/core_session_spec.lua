@@ -1,5 +1,6 @@
 -- libcurl Session against a throwaway nginx (temp prefix, random port, stopped by PID).
 local core = require "aliyun.iot.core"
+local math_type = math.type or require("helpers").math_type -- 5.1/5.2 have no math.type
 local socket = require "socket"
 
 local function free_port()
@@ -204,7 +205,7 @@ describe("session:request against nginx", function()
     local s = core.new_session()
     local status, body, headers = s:request("GET", server.base .. "/hello")
     assert.equal(200, status)
-    assert.equal("integer", math.type(status))
+    assert.equal("integer", math_type(status))
     assert.equal("hello", body)
     assert.equal("a b", headers["x-test"])
     assert.equal("second", headers["x-dup"]) -- last one wins

@@ -99,7 +99,7 @@ end
 --- This process's id (for /proc/<pid>/...), read once from /proc/self.
 function helpers.pid()
   local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("a"):match("^(%d+)")
+  local pid = f:read("*a"):match("^(%d+)")
   f:close()
   return pid
 end

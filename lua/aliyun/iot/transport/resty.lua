@@ -102,6 +102,9 @@ local function parse_url(url)
   return scheme, host, port, rest
 end
 
+local USER_AGENT = format("User-Agent: aliyun-iot/%s (OpenResty cosocket; %s)\r\n",
+  tostring(require("aliyun.iot.core").version), tostring(rawget(_G, "jit") and jit.version or _VERSION))
+
 local TOKEN = "^[%w!#%$%%&'%*%+%.%^_`|~%-]+$"
 
 -- The request head and body as a table of strings for sock:send.
@@ -124,7 +127,7 @@ local function build(method, host_header, target, headers, body)
     end
   end
   if not has.host then out[#out + 1] = "Host: " .. host_header .. "\r\n" end
-  if not has["user-agent"] then out[#out + 1] = "User-Agent: aliyun-iot (OpenResty cosocket)\r\n" end
+  if not has["user-agent"] then out[#out + 1] = USER_AGENT end
   out[#out + 1] = "Connection: keep-alive\r\n"
   if body ~= nil or method == "POST" or method == "PUT" then
     body = body or ""
@@ -343,6 +346,62 @@ function Transport:close()
     self.curl_session = nil
   end
   self.closed = true
+end
+
+-- ---- The rate limiter's store in a lua_shared_dict ------------------------
+-- aliyun.iot.limiter keeps one number per AccessKeyId (the GCRA "theoretical
+-- arrival time"); this store keeps it in a shared dict, so every worker of
+-- the server draws from one bucket. The read-modify-write runs under a short
+-- lock (an `add`ed key that expires by itself should a worker die holding it).
+-- Times are core.monotonic() seconds (CLOCK_MONOTONIC: one clock for all
+-- workers of a machine).
+
+resty.LIMITER_DICT = "aliyun_iot_limiter"
+
+local SharedStore = {}
+SharedStore.__index = SharedStore
+
+local LOCK_TTL = 0.5        -- seconds; a lock older than this is considered abandoned
+local LOCK_WAIT = 0.001     -- seconds between tries, where the phase can sleep
+local LOCK_TRIES = 2000
+
+--- A limiter store over ngx.shared[name]; nil, message when the dict is not declared.
+function resty.shared_store(name)
+  name = name or resty.LIMITER_DICT
+  local ngx = rawget(_G, "ngx")
+  local dict = ngx and ngx.shared and ngx.shared[name]
+  if not dict then
+    return nil, format("no lua_shared_dict %s (declare it in nginx.conf's http block)", name)
+  end
+  return setmetatable({ dict = dict, name = name }, SharedStore)
+end
+
+-- limiter store interface (as limiter.LocalStore):
+--   reserve(key, now, interval, tolerance [, only_if_free]) -> seconds to wait
+-- With only_if_free, a slot is taken only when it is free now; otherwise
+-- nothing is reserved and the wait is returned.
+function SharedStore:reserve(key, now, interval, tolerance, only_if_free)
+  local dict, lock = self.dict, "lock:" .. key
+  local can_sleep = resty.cosockets_available() -- the same phases may yield in ngx.sleep
+  local locked = false
+  for _ = 1, LOCK_TRIES do
+    local ok, err = dict:add(lock, true, LOCK_TTL)
+    if ok then locked = true break end
+    if err ~= "exists" then break end -- the dict is full: go on without the lock
+    if can_sleep then rawget(_G, "ngx").sleep(LOCK_WAIT) end
+  end
+  local k = "tat:" .. key
+  local tat = dict:get(k)
+  if type(tat) ~= "number" or tat < now then tat = now end
+  local wait = tat - tolerance - now
+  if wait < 0 then wait = 0 end
+  if not (wait > 0 and only_if_free) then
+    local next_tat = tat + interval
+    -- Keep the entry a little longer than it matters, then let it expire.
+    dict:set(k, next_tat, next_tat - now + 60)
+  end
+  if locked then dict:delete(lock) end
+  return wait
 end
 
 function Transport:__tostring()
