@@ -225,7 +225,9 @@ describe("aliyun-ota", function()
 
   -- Wait for the CLI to exit; returns its exit status.
   function Pane:status(seconds)
-    local deadline = os.time() + (seconds or 15)
+    -- Generous: it only bounds a failing run, and the suites under valgrind or
+    -- ASan run the CLI many times slower.
+    local deadline = os.time() + (seconds or 60)
     repeat
       local status = tonumber((read_file(self.status_file) or ""):match("^(%d+)\n"))
       if status then return status end

@@ -80,9 +80,10 @@ describe("concurrent pager", function()
     local elapsed, tasks = timed(function() return collect(client:tasks{ JobId = "job-2000", concurrency = 4 }) end)
     assert_in_order("job-2000", tasks, 2000)
     -- Page 1 alone, then 19 pages 4 at a time: 1 + 5 rounds of 200 ms. Sequentially it
-    -- would be 4 s; with more than 4 in flight it would be under 1.2 s.
+    -- would be 4 s; with more than 4 in flight it would be under 1.2 s. The upper bound
+    -- leaves room for a loaded machine while still telling concurrent from sequential.
     assert.is_true(elapsed >= 1.15, "too fast for 4 in flight: " .. elapsed)
-    assert.is_true(elapsed < 2.0, "not concurrent: " .. elapsed)
+    assert.is_true(elapsed < 3.0, "not concurrent: " .. elapsed)
   end)
 
   it("stays within the rate limiter: 10/s against an emulator allowing 10 QPS, no Throttling", function()
