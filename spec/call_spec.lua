@@ -44,10 +44,7 @@ end)
 
 describe("client:call", function()
   local emu
-
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() if emu then emu:stop() end end)
-  before_each(function() emu:reset() end)
+  helpers.use_emulator(function(e) emu = e end, false)
 
   it("dry_run returns the signed request without sending it", function()
     local c = helpers.client(emu, { access_key_id = helpers.sts.access_key_id,

@@ -38,18 +38,7 @@ end
 
 describe("concurrent pager", function()
   local emu, client
-
-  setup(function()
-    emu = helpers.start_emulator()
-    client = helpers.client(emu)
-  end)
-
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
-
-  before_each(function() emu:reset() end)
+  helpers.use_emulator(function(e, c) emu, client = e, c end)
 
   for _, n in ipairs({ 0, 1, 101, 2500, 25000 }) do
     it("lists every task of a " .. n .. "-task job exactly once, in order, with concurrency 4", function()
@@ -211,9 +200,7 @@ end)
 
 describe("core.new_multi", function()
   local emu
-
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() if emu then emu:stop() end end)
+  helpers.use_emulator(function(e) emu = e end, false)
 
   local function health() return emu.url .. "/__emulator/health" end
 

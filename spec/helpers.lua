@@ -92,6 +92,25 @@ function helpers.start_emulator()
                         url = "http://127.0.0.1:" .. port }, Emulator)
 end
 
+--- Give a describe block one emulator for all its tests: started in setup,
+-- stopped by PID in teardown, its log and faults reset before each test.
+-- `bind(emu, client)` receives it and, unless `client_opts` is false, a
+-- client from helpers.client(emu, client_opts), closed in teardown.
+function helpers.use_emulator(bind, client_opts)
+  local busted = require("busted")
+  local emu, client
+  busted.setup(function()
+    emu = helpers.start_emulator()
+    if client_opts ~= false then client = helpers.client(emu, client_opts) end
+    bind(emu, client)
+  end)
+  busted.teardown(function()
+    if client then client:close() end
+    if emu then emu:stop() end
+  end)
+  busted.before_each(function() emu:reset() end)
+end
+
 --- A client for the emulator with the first AK account, options merged in.
 -- Retries and the rate limiter are off unless a spec asks for them, so each
 -- spec sees the raw outcome of every request (the resilience specs turn them

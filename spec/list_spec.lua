@@ -7,18 +7,7 @@ local math_type = helpers.math_type
 
 describe("client:ListOTATaskByJob", function()
   local emu, client
-
-  setup(function()
-    emu = helpers.start_emulator()
-    client = helpers.client(emu)
-  end)
-
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
-
-  before_each(function() emu:reset() end)
+  helpers.use_emulator(function(e, c) emu, client = e, c end)
 
   it("returns a page of task tables with the API's field names", function()
     local page = assert(client:ListOTATaskByJob{ JobId = "job-2500", PageSize = 100, CurrentPage = 3 })

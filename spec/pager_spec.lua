@@ -39,18 +39,7 @@ end
 
 describe("client:tasks and client:pages", function()
   local emu, client
-
-  setup(function()
-    emu = helpers.start_emulator()
-    client = helpers.client(emu)
-  end)
-
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
-
-  before_each(function() emu:reset() end)
+  helpers.use_emulator(function(e, c) emu, client = e, c end)
 
   for _, n in ipairs({ 0, 1, 100, 101, 2500 }) do
     it("lists every task of a " .. n .. "-task job exactly once", function()

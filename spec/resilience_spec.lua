@@ -31,10 +31,7 @@ end
 
 describe("resilience", function()
   local emu
-
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() if emu then emu:stop() end end)
-  before_each(function() emu:reset() end)
+  helpers.use_emulator(function(e) emu = e end, false)
 
   describe("retries", function()
     it("re-sign every attempt with a new nonce and timestamp and recover", function()

@@ -7,18 +7,7 @@ local INVALID = "SDK.InvalidArgument"
 
 describe("validation before any request", function()
   local emu, client
-
-  setup(function()
-    emu = helpers.start_emulator()
-    client = helpers.client(emu)
-  end)
-
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
-
-  before_each(function() emu:reset() end)
+  helpers.use_emulator(function(e, c) emu, client = e, c end)
 
   after_each(function()
     assert.are.same({}, emu:log(), "a request reached the emulator")
