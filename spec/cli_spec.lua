@@ -122,11 +122,7 @@ local function assert_tasks(job_id, indices, rows, fields)
   end
 end
 
-local function range(n)
-  local t = {}
-  for i = 1, n do t[i] = i end
-  return t
-end
+local range = helpers.range
 
 describe("aliyun-ota", function()
   local emu, tmp

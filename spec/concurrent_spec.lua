@@ -7,11 +7,7 @@ local helpers = require("helpers")
 local core = require("aliyun.iot.core")
 local jobs = helpers.jobs
 
-local function collect(iter)
-  local list = {}
-  for item in iter do list[#list + 1] = item end
-  return list
-end
+local collect = helpers.collect
 
 -- Every task once, in the job's order (indices 1..n unless given).
 local function assert_in_order(job_id, tasks, n)

@@ -35,6 +35,20 @@ for _, a in ipairs(helpers.accounts) do
   if a.inactive then helpers.inactive = a end
 end
 
+--- Everything an iterator yields, as a list.
+function helpers.collect(iter)
+  local list = {}
+  for item in iter do list[#list + 1] = item end
+  return list
+end
+
+--- {1, 2, ..., n}
+function helpers.range(n)
+  local t = {}
+  for i = 1, n do t[i] = i end
+  return t
+end
+
 --- Every secret the emulator knows, to look for in any output.
 function helpers.all_secrets()
   local list = {}

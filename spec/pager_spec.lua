@@ -5,11 +5,7 @@ local helpers = require("helpers")
 local pager = require("aliyun.iot.pager")
 local jobs = helpers.jobs
 
-local function collect(iter)
-  local list = {}
-  for item in iter do list[#list + 1] = item end
-  return list
-end
+local collect = helpers.collect
 
 -- Every task once, in the emulator's order (index 1..n of the job).
 local function assert_exactly_once(job_id, tasks, indices)
@@ -25,11 +21,7 @@ local function assert_exactly_once(job_id, tasks, indices)
   end
 end
 
-local function range(n)
-  local t = {}
-  for i = 1, n do t[i] = i end
-  return t
-end
+local range = helpers.range
 
 local function requests(emu)
   local n = 0

@@ -50,18 +50,9 @@ end
 
 -- libcurl multi: the C core's Multi userdata.
 local function multi_engine(state, n)
-  local o = state.transport_opts or {}
-  local proxy, noproxy = require("aliyun.iot.transport.curl").proxy_settings(o, os.getenv)
-  local m = core.new_multi{
-    size = n,
-    timeout = o.timeout or 10,
-    connect_timeout = o.connect_timeout or 5,
-    cafile = o.cafile,
-    verify = o.ssl_verify,
-    max_body_bytes = o.max_body_bytes,
-    proxy = proxy,
-    noproxy = noproxy,
-  }
+  local options = require("aliyun.iot.transport.curl").options(state.transport_opts or {})
+  options.size = n
+  local m = core.new_multi(options)
   return {
     kind = "multi",
     multi = m,

@@ -17,11 +17,12 @@ local function proxy_settings(opts, getenv)
   end
   return proxy, getenv("NO_PROXY") or getenv("no_proxy")
 end
-curl.proxy_settings = proxy_settings
 
-function curl.new(opts)
+--- The C core's transfer options for iot.new options (a Session's, and the
+-- concurrent pager's Multi, which adds `size`).
+function curl.options(opts)
   local proxy, noproxy = proxy_settings(opts, os.getenv)
-  return core.new_session{
+  return {
     timeout = opts.timeout or 10,
     connect_timeout = opts.connect_timeout or 5,
     cafile = opts.cafile,
@@ -30,6 +31,10 @@ function curl.new(opts)
     proxy = proxy,
     noproxy = noproxy,
   }
+end
+
+function curl.new(opts)
+  return core.new_session(curl.options(opts))
 end
 
 return curl
