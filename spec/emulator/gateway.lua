@@ -507,6 +507,18 @@ local function every(n, count)
   return n > 0 and count % n == 0
 end
 
+-- error_500_once_every: the first request for every Nth page of a listing.
+-- Keyed by what the request asks for, not by when it arrives, so a spec with
+-- several requests in flight knows which pages fail, and that each fails once.
+local function first_try_of_every_nth_page(n, ctx)
+  local p = ctx.params
+  if n == 0 or not p then return false end
+  local page = tonumber(p.CurrentPage or "1") or 1
+  if page % n ~= 0 then return false end
+  return store.first_time(table.concat({ tostring(p.Action or ctx.headers["x-acs-action"]),
+    tostring(p.JobId), tostring(p.TaskStatus), tostring(p["DeviceNames.1"]), page }, "\0"))
+end
+
 function M.handle()
   local ctx = {
     request_id = new_request_id(),
@@ -542,7 +554,7 @@ function M.handle()
     return ngx.exit(444)            -- nginx closes the connection, no response
   end
   local result, fault
-  if every(faults.error_500_every, count) then
+  if every(faults.error_500_every, count) or first_try_of_every_nth_page(faults.error_500_once_every, ctx) then
     result, fault = gateway_error(500, "InternalError",
       "The request processing has failed due to some unknown error, exception or failure."), "error_500"
   elseif every(faults.error_503_every, count) then

@@ -10,7 +10,7 @@ local M = {}
 local log_dict = ngx.shared.emu_log          -- "n" = entry count, "<i>" = JSON entry i
 local nonce_dict = ngx.shared.emu_nonces     -- "<AccessKeyId>\0<nonce>" -> true, TTL 900 s
 local throttle_dict = ngx.shared.emu_throttle -- list "<AccessKeyId>" of request times
-local state_dict = ngx.shared.emu_state      -- "faults" (JSON), "requests" (counter)
+local state_dict = ngx.shared.emu_state      -- "faults" (JSON), "requests" (counter), "once\0<key>"
 local jobs_dict = ngx.shared.emu_jobs        -- "<JobId>" -> JSON mutation record (jobstate.lua)
 
 M.NONCE_TTL = 900
@@ -19,6 +19,7 @@ M.NONCE_TTL = 900
 M.FAULT_NAMES = {
   "latency_ms", "error_500_every", "error_503_every", "reset_every",
   "malformed_every", "truncated_every", "qps", "huge_body_bytes",
+  "error_500_once_every",
 }
 
 -- Request log ---------------------------------------------------------------
@@ -101,7 +102,15 @@ function M.set_faults(config)
   end
   state_dict:set("faults", cjson.encode(clean))
   state_dict:set("requests", 0)
+  for _, key in ipairs(state_dict:get_keys(0)) do
+    if key:find("^once\0") then state_dict:delete(key) end
+  end
   return true
+end
+
+-- True the first time `key` is seen since the fault config was last set.
+function M.first_time(key)
+  return (state_dict:add("once\0" .. key, true)) == true
 end
 
 -- Number of this API request since the fault config was last set (1-based).
