@@ -126,7 +126,7 @@ static const char check[] =
     "local signed, dup = {}, nil\n"
     "for k, v in pairs(headers) do\n"
     "  local name = k:gsub('[A-Z]', string.lower)\n"
-    "  if #k < 64 and (name == 'host' or name == 'content-type' or (#name > 6 and sub(name, 1, 6) == 'x-acs-')) then\n"
+    "  if (name == 'host' or name == 'content-type' or (#name > 6 and sub(name, 1, 6) == 'x-acs-')) then\n"
     "    if signed[name] then dup = name end\n"
     "    signed[name] = trim(v)\n"
     "  end\n"

@@ -261,6 +261,21 @@ describe("core.sign_v3", function()
     assert.are.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", canonical:match("([^\n]+)$"))
   end)
 
+  it("signs x-acs-* headers whatever the length of their names", function()
+    for _, len in ipairs({ 63, 64, 65, 300 }) do
+      local name = "X-Acs-" .. string.rep("n", len - 6)
+      local h = headers()
+      h[name] = "v"
+      local _, _, canonical, signed = core.sign_v3("POST", query, h, "", "k")
+      local lower = name:lower()
+      assert.truthy(signed:find(lower, 1, true), len)
+      assert.truthy(canonical:find("\n" .. lower .. ":v\n", 1, true), len)
+      assert.has_error(function()
+        core.sign_v3("POST", query, { [name] = "a", [lower] = "b" }, "", "k")
+      end, nil, len)
+    end
+  end)
+
   it("refuses the same header twice in different case", function()
     assert.has_error(function()
       core.sign_v3("POST", {}, { host = "a", Host = "b" }, "", "k")

@@ -391,26 +391,31 @@ static int l_sign_v3(lua_State *L) {
         k = lua_tolstring(L, -2, &klen);
         v = lua_tolstring(L, -1, &vlen);
         {
-            char lname[64];
-            if (klen < sizeof lname) {
-                for (i = 0; i < klen; i++)
-                    lname[i] = (k[i] >= 'A' && k[i] <= 'Z') ? (char)(k[i] + 32) : k[i];
-                if (v3_signed_header(lname, klen)) {
-                    while (vlen > 0 && (*v == ' ' || *v == '\t'))
-                        v++, vlen--;
-                    while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-                        vlen--;
-                    lua_pushlstring(L, lname, klen);
-                    lua_pushvalue(L, -1);
-                    lua_rawget(L, 6);
-                    if (!lua_isnil(L, -1))
-                        return luaL_argerror(L, 3, lua_pushfstring(L, "header '%s' given twice",
-                                                                   lua_tostring(L, -2)));
-                    lua_pop(L, 1);
-                    lua_pushlstring(L, v, vlen);
-                    lua_rawset(L, 6);
-                }
+            /* Most names fit on the C stack; a longer one gets a scratch userdata (popped
+             * below with the value) rather than being skipped or truncated. */
+            char small[64], *lname = small;
+            int scratch = klen > sizeof small;
+            if (scratch)
+                lname = (char *)lua_newuserdata(L, klen);
+            for (i = 0; i < klen; i++)
+                lname[i] = (k[i] >= 'A' && k[i] <= 'Z') ? (char)(k[i] + 32) : k[i];
+            if (v3_signed_header(lname, klen)) {
+                while (vlen > 0 && (*v == ' ' || *v == '\t'))
+                    v++, vlen--;
+                while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+                    vlen--;
+                lua_pushlstring(L, lname, klen);
+                lua_pushvalue(L, -1);
+                lua_rawget(L, 6);
+                if (!lua_isnil(L, -1))
+                    return luaL_argerror(L, 3, lua_pushfstring(L, "header '%s' given twice",
+                                                               lua_tostring(L, -2)));
+                lua_pop(L, 1);
+                lua_pushlstring(L, v, vlen);
+                lua_rawset(L, 6);
             }
+            if (scratch)
+                lua_pop(L, 1);
         }
         lua_pop(L, 1);
     }
