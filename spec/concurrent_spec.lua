@@ -108,6 +108,42 @@ describe("concurrent pager", function()
     end
   end)
 
+  describe("a clock that falls an hour behind after page 1", function()
+    -- Page 1 goes out on the right time; every page in flight after it is signed an hour
+    -- late and refused with InvalidTimeStamp.Expired, all at about the same moment.
+    local function listing(opts)
+      local jumped = false
+      local c = helpers.client(emu, { clock = function() return os.time() - (jumped and 3600 or 0) end,
+                                      correct_clock_skew = opts.correct_clock_skew })
+      local tasks = {}
+      local ok, err = pcall(function()
+        for page in c:pages{ JobId = "job-1000", concurrency = 4 } do
+          jumped = true
+          for _, t in ipairs(page.tasks) do tasks[#tasks + 1] = t end
+        end
+      end)
+      c:close()
+      return tasks, (not ok) and err or nil
+    end
+
+    it("raises the Expired error with the measured offset", function()
+      local tasks, err = listing{ correct_clock_skew = false }
+      helpers.assert_error(err, "InvalidTimeStamp.Expired")
+      assert.truthy(math.abs(err.clock_offset - 3600) <= 3, tostring(err.clock_offset))
+      assert.truthy(err.message:find("correct_clock_skew", 1, true), err.message)
+      assert.are.equal(100, #tasks)
+    end)
+
+    it("corrects it once and lists everything with correct_clock_skew", function()
+      local tasks, err = listing{ correct_clock_skew = true }
+      assert.is_nil(err)
+      assert_in_order("job-1000", tasks, 1000)
+      local expired = log_count(emu, function(e) return e.code == "InvalidTimeStamp.Expired" end)
+      assert.is_true(expired >= 1 and expired <= 4, "expired: " .. expired)
+      assert.are.equal(10, log_count(emu, function(e) return e.code == "OK" end))
+    end)
+  end)
+
   it("raises a final failure after yielding exactly the pages before it", function()
     local retrying = helpers.client(emu, { max_retries = 3 })
     emu:faults{ malformed_every = 7 } -- SDK.BadResponse: not retryable

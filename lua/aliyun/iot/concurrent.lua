@@ -25,7 +25,6 @@ local request = require("aliyun.iot.request")
 
 local getmetatable, pairs, rawget, setmetatable, type = getmetatable, pairs, rawget, setmetatable, type
 local error, tostring = error, tostring
-local format = string.format
 local min, max = math.min, math.max
 local decode_tasks = core.decode_tasks
 
@@ -39,7 +38,7 @@ concurrent.WINDOW_FACTOR = 4
 local IDLE_WAIT = 1
 
 local REQUEST_ID_HEADER = request.REQUEST_ID_HEADER
-local backoff = request.backoff
+local retry_after = request.retry_after
 
 -- ---- engines ------------------------------------------------------------
 
@@ -172,14 +171,13 @@ function concurrent.fetcher(state, n)
   local next_id = 0
   local batch_no = 0
   local window = max(concurrent.WINDOW_FACTOR * n, n + 1)
-  local max_retries = state.max_retries or request.DEFAULT_MAX_RETRIES
   local monotonic = state.monotonic
 
   local function fetch_all(list, each)
     batch_no = batch_no + 1
     local batch = batch_no
     local count = #list
-    local flat, results, attempts, started = {}, {}, {}, {}
+    local flat, results, attempts, started, skew_corrected = {}, {}, {}, {}, {}
     local retry = {}             -- index -> time it may be sent again
     local limiter_ready_at = 0   -- the limiter refused a slot before this time
     local next_new, next_emit = 1, 1
@@ -231,17 +229,13 @@ function concurrent.fetcher(state, n)
       errors.redact(err, { creds.access_key_secret, creds.security_token })
       local attempt = attempts[index]
       if attempt > 1 then err.attempts = attempt end
-      if not err.retryable or attempt > max_retries then
+      local delay, corrected = retry_after(state, err, r.headers, attempt, started[index], now,
+        skew_corrected[index])
+      if delay == nil then
         results[index] = failure(err)
         return
       end
-      local delay = backoff(attempt, err)
-      if state.deadline and now + delay - started[index] > state.deadline then
-        err.message = format("%s [gave up: the %g s deadline would pass before the next attempt]",
-          tostring(err.message), state.deadline)
-        results[index] = failure(err)
-        return
-      end
+      if corrected then skew_corrected[index] = true end
       retry[index] = now + delay
     end
 

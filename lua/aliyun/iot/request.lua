@@ -162,8 +162,40 @@ local function backoff(attempt, err)
   local base = match(err.code, "^Throttling") and THROTTLE_BASE or BACKOFF_BASE
   return random() * min(BACKOFF_CAP, base * 2 ^ (attempt - 1))
 end
-request.backoff = backoff
 request.REQUEST_ID_HEADER = REQUEST_ID_HEADER
+
+--- After a failed attempt: whether and when to try the call again.
+-- Returns the seconds to wait (0: at once) and whether the clock was just
+-- corrected, or nil when `err` is final (its message then says why, if the
+-- deadline stopped it). An InvalidTimeStamp.Expired answer gets the offset
+-- from the server's Date header in err; with correct_clock_skew, the first
+-- one of a call (`skew_corrected` false) corrects the client's clock and is
+-- retried at once, outside max_retries. Shared by request.send and the
+-- concurrent pager, so both give up, and say so, the same way.
+function request.retry_after(state, err, headers, attempt, started, now, skew_corrected)
+  if err.code == "InvalidTimeStamp.Expired" and headers then
+    local server = http_date_epoch(headers.date)
+    if server then
+      local offset = server - epoch(state)
+      err.clock_offset = offset
+      err.message = format("%s [the local clock is %.0f s %s the server's Date header%s]", tostring(err.message),
+        math.abs(offset), offset > 0 and "behind" or "ahead of",
+        state.correct_clock_skew and "" or "; iot.new{correct_clock_skew = true} corrects for it")
+      if state.correct_clock_skew and not skew_corrected then
+        state.clock_offset = (state.clock_offset or 0) + offset
+        return 0, true
+      end
+    end
+  end
+  if not err.retryable or attempt > (state.max_retries or request.DEFAULT_MAX_RETRIES) then return nil end
+  local delay = backoff(attempt, err)
+  if state.deadline and now + delay - started > state.deadline then
+    err.message = format("%s [gave up: the %g s deadline would pass before the next attempt]",
+      tostring(err.message), state.deadline)
+    return nil
+  end
+  return delay, false
+end
 
 --- Send one call and decode its response with `decode(body, status)`,
 -- retrying what is worth retrying (each attempt re-signed with a new nonce
@@ -171,7 +203,6 @@ request.REQUEST_ID_HEADER = REQUEST_ID_HEADER
 -- every secret scrubbed from its text.
 function request.send(state, action, api_params, decode)
   local started = state.monotonic()
-  local max_retries = state.max_retries or request.DEFAULT_MAX_RETRIES
   local attempt, skew_corrected = 0, false
   while true do
     attempt = attempt + 1
@@ -186,32 +217,11 @@ function request.send(state, action, api_params, decode)
     errors.redact(err, { creds.access_key_secret, creds.security_token })
     if attempt > 1 then err.attempts = attempt end
 
-    local retry_now = false
-    if err.code == "InvalidTimeStamp.Expired" and headers then
-      local server = http_date_epoch(headers.date)
-      if server then
-        local offset = server - epoch(state)
-        err.clock_offset = offset
-        err.message = format("%s [the local clock is %.0f s %s the server's Date header%s]", tostring(err.message),
-          math.abs(offset), offset > 0 and "behind" or "ahead of",
-          state.correct_clock_skew and "" or "; iot.new{correct_clock_skew = true} corrects for it")
-        if state.correct_clock_skew and not skew_corrected then
-          state.clock_offset = (state.clock_offset or 0) + offset
-          skew_corrected, retry_now = true, true
-        end
-      end
-    end
-
-    if not retry_now then
-      if not err.retryable or attempt > max_retries then return nil, err end
-      local delay = backoff(attempt, err)
-      if state.deadline and state.monotonic() + delay - started > state.deadline then
-        err.message = format("%s [gave up: the %g s deadline would pass before the next attempt]",
-          tostring(err.message), state.deadline)
-        return nil, err
-      end
-      state.sleep(delay)
-    end
+    local delay, corrected = request.retry_after(state, err, headers, attempt, started, state.monotonic(),
+      skew_corrected)
+    if delay == nil then return nil, err end
+    skew_corrected = skew_corrected or corrected
+    if delay > 0 then state.sleep(delay) end
   end
 end
 
