@@ -71,7 +71,7 @@ describe("concurrent pager", function()
     assert.is_true(elapsed < 3.0, "not concurrent: " .. elapsed)
   end)
 
-  it("stays within the rate limiter: 10/s against an emulator allowing 10 QPS, no Throttling", function()
+  it("stays within the rate limiter: 10/s against an emulator allowing 10 QPS, no Throttling #realtime", function()
     local limited = helpers.client(emu, { rate_limit = 10 })
     emu:faults{ qps = 10, latency_ms = 50 } -- (reset emptied the emulator's window)
     local elapsed, tasks = timed(function() return collect(limited:tasks{ JobId = "job-1500", concurrency = 8 }) end)

@@ -99,7 +99,7 @@ describe("resilience", function()
   end)
 
   describe("rate limiter", function()
-    it("keeps two clients sharing one key under the account's 10 QPS", function()
+    it("keeps two clients sharing one key under the account's 10 QPS #realtime", function()
       emu:faults{ qps = 10 }
       local a = helpers.client(emu, { rate_limit = 10 })
       local b = helpers.client(emu, { rate_limit = 10 })
@@ -222,7 +222,7 @@ describe("resilience", function()
       assert.are.equal(0, #tasks)
     end)
 
-    it("two clients sharing one key at an emulator limit of 10 QPS both list everything #slow", function()
+    it("two clients sharing one key at an emulator limit of 10 QPS both list everything #slow #realtime", function()
       emu:faults{ qps = 10 }
       local a = retrying({ rate_limit = 10 })
       local b = retrying({ rate_limit = 10 })
