@@ -99,13 +99,7 @@ describe("concurrent pager", function()
     table.sort(failed)
     assert.are.same({ 5, 10, 15, 20, 25 }, failed)
     assert.are.equal(25 + 5, #emu:log())
-    -- Every attempt was signed afresh: no nonce was sent twice.
-    local nonces = {}
-    for _, e in ipairs(emu:log()) do
-      local nonce = e.headers and e.headers["x-acs-signature-nonce"] or e.params.SignatureNonce
-      assert.is_nil(nonces[nonce], "nonce reused")
-      nonces[nonce] = true
-    end
+    helpers.assert_fresh_nonces(emu)
   end)
 
   describe("a clock that falls an hour behind after page 1", function()

@@ -163,6 +163,18 @@ function helpers.assert_no_secret(text)
   end
 end
 
+--- Every request in the emulator's log was signed afresh: each carried a
+-- nonce (V1 parameter or V3 header), and none was sent twice.
+function helpers.assert_fresh_nonces(emu)
+  local seen = {}
+  for _, e in ipairs(emu:log()) do
+    local nonce = e.headers and e.headers["x-acs-signature-nonce"] or e.params.SignatureNonce
+    assert.is_string(nonce)
+    assert.is_nil(seen[nonce], "nonce reused")
+    seen[nonce] = true
+  end
+end
+
 --- Check an error object: its shape, and that no secret is in it.
 function helpers.assert_error(err, code)
   assert(type(err) == "table", "expected an error object, got " .. tostring(err))

@@ -44,13 +44,7 @@ describe("resilience", function()
       assert(c:ListOTATaskByJob{ JobId = "job-10" })
       c:close()
       assert.are.equal(10, #page.tasks)
-      local nonces = {}
-      for _, e in ipairs(emu:log()) do
-        local nonce = e.headers and e.headers["x-acs-signature-nonce"] or e.params.SignatureNonce
-        assert.is_string(nonce)
-        assert.is_nil(nonces[nonce], "nonce reused")
-        nonces[nonce] = true
-      end
+      helpers.assert_fresh_nonces(emu)
       assert.are.same({ OK = 2, InternalError = 1 }, codes(emu))
     end)
 
