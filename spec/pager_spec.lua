@@ -158,12 +158,16 @@ describe("pager de-duplication", function()
     { Total = 5, PageCount = 3, CurrentPage = 2, tasks = { task("b"), task("c") } },
     { Total = 5, PageCount = 3, CurrentPage = 3, tasks = { task("d"), task("e") } },
   }
-  local function fetch(p) return pages[p.CurrentPage] end
+  local function fetch_all(list, each)
+    for _, p in ipairs(list) do
+      if each(pages[p.CurrentPage]) == false then return end
+    end
+  end
 
   it("yields every TaskId once even when pages overlap", function()
     local listing = assert(pager.validate{ JobId = "j", PageSize = 2 })
     local ids = {}
-    for t in pager.tasks(fetch, listing) do ids[#ids + 1] = t.TaskId end
+    for t in pager.tasks(listing, fetch_all) do ids[#ids + 1] = t.TaskId end
     assert.are.same({ "a", "b", "c", "d", "e" }, ids)
   end)
 end)

@@ -13,9 +13,11 @@ local errors = require("aliyun.iot.errors")
 local params = require("aliyun.iot.params")
 local request = require("aliyun.iot.request")
 local pager = require("aliyun.iot.pager")
+local schedule = require("aliyun.iot.schedule")
 local transports = require("aliyun.iot.transport")
 local limiter = require("aliyun.iot.limiter")
 local credentials = require("aliyun.iot.credentials")
+local defaults = require("aliyun.iot.defaults")
 
 local type, pairs, setmetatable, error = type, pairs, setmetatable, error
 local format, match = string.format, string.match
@@ -25,17 +27,32 @@ local iot = {
   VERSION = core.version,
   codes = core.codes,
   TASK_STATUSES = params.TASK_STATUSES,
+  FINAL_STATUSES = params.FINAL_STATUSES,
+  defaults = defaults,
   -- Alibaba's recommended signature; the official Node SDK for this API signs with it.
-  DEFAULT_SIGNATURE_VERSION = "v3",
+  DEFAULT_SIGNATURE_VERSION = defaults.signature_version,
 }
 
 local Client = {}
-Client.__index = Client
 Client.__name = "aliyun.iot.Client"
 
--- Secrets live here, keyed by client, never in the client table itself: so
--- pairs(client), a debugger's table dump or tostring() cannot show them.
+-- Each client's state (see iot.new) lives here, keyed by client, never in
+-- the client table itself: so pairs(client), a debugger's table dump or
+-- tostring() cannot show a secret.
 local private = setmetatable({}, { __mode = "k" })
+
+-- What a client shows of its state: client.region, client.endpoint, ...
+local PUBLIC = { region = "region", endpoint = "base_url", credentials = "credentials",
+                 iot_instance_id = "iot_instance_id", signature_version = "signature_version" }
+
+function Client.__index(client, key)
+  local method = Client[key]
+  if method ~= nil then return method end
+  local field = PUBLIC[key]
+  local state = field and private[client]
+  if state then return state[field] end
+  return nil
+end
 
 local OPTIONS = {
   region = "string", endpoint = "string",
@@ -140,24 +157,18 @@ function iot.new(opts)
   local transport, owns_transport = transports.select(transport_opts)
   if not transport then return invalid(owns_transport) end
 
-  local client = setmetatable({
-    region = region,
-    endpoint = base_url,
-    credentials = provider,
-    iot_instance_id = opts.iot_instance_id,
-    signature_version = opts.signature_version or iot.DEFAULT_SIGNATURE_VERSION,
-  }, Client)
-  private[client] = {
+  -- The client's whole state: read by request, schedule and the pager.
+  local state = {
     base_url = base_url,
     host = match(base_url, "^https?://(.*)$"),
     region = region,
     credentials = provider,
     iot_instance_id = opts.iot_instance_id,
-    signature_version = client.signature_version,
+    signature_version = opts.signature_version or defaults.signature_version,
     transport = transport,
     owns_transport = owns_transport,
-    transport_opts = transport_opts, -- timeouts, TLS, proxy: for the concurrent pager's own handles
-    limiter = opts.rate_limit ~= false and limiter.new{ rate = opts.rate_limit } or nil,
+    limiter = opts.rate_limit ~= false
+      and limiter.new{ rate = opts.rate_limit, store = transports.limiter_store() } or nil,
     max_retries = opts.max_retries,
     deadline = opts.deadline,
     correct_clock_skew = opts.correct_clock_skew,
@@ -167,6 +178,8 @@ function iot.new(opts)
     monotonic = core.monotonic,
     sleep = transports.sleep_function(),
   }
+  local client = setmetatable({}, Client)
+  private[client] = state
   return client
 end
 
@@ -200,33 +213,49 @@ function Client:call(action, p, opts)
     error("bad argument #3 to 'call' (table of options expected, got " .. type(opts) .. ")", 2)
   end
   if opts and opts.dry_run then return request.dry_run(state, action, flat) end
-  return request.send(state, action, flat, DECODERS[action] or core.decode)
+  local call = request.call(state, action, flat, DECODERS[action] or core.decode)
+  return schedule.one(state, transports.engine(state.transport, 1, state.sleep), call)
 end
 
+-- Closes what a listing has in flight: Lua 5.4's generic for closes its
+-- 4th value when the loop ends early (break); older Lua ignores it.
+local function closer(scheduler)
+  return setmetatable({}, { __close = function() scheduler:close() end })
+end
+
+-- A listing's fetch_all(list, each) for the pager: the ListOTATaskByJob
+-- calls of `list` through one scheduler (up to `concurrency` in flight),
+-- each page handed to `each` in list order; raises the first failure.
 local function listing_of(self, p, method)
   local state = state_of(self, method)
   local listing, err = pager.validate(p)
   -- Like io.lines: an iterator cannot return nil, err, so it raises.
   if not listing then error(err, 3) end
-  local function fetch(q) return self:ListOTATaskByJob(q) end
-  local n = listing.concurrency or pager.DEFAULT_CONCURRENCY
-  if n <= 1 then return fetch, listing end
-  -- Up to n page requests in flight (aliyun.iot.concurrent).
-  local concurrent = require("aliyun.iot.concurrent")
-  local fetch_all, engine = concurrent.fetcher(state, n)
-  return fetch, listing, fetch_all, concurrent.closer(engine)
+  local n = listing.concurrency or defaults.concurrency
+  local scheduler = schedule.new(state, transports.engine(state.transport, n, state.sleep), n)
+  local function fetch_all(list, each)
+    local calls = {}
+    for i = 1, #list do
+      local flat, e = params.for_action("ListOTATaskByJob", list[i])
+      if not flat then error(e, 0) end
+      calls[i] = request.call(state, "ListOTATaskByJob", flat, core.decode_tasks)
+    end
+    local ok, e = scheduler:run(calls, each)
+    if not ok then error(e, 0) end
+  end
+  return listing, fetch_all, closer(scheduler)
 end
 
--- iterator, nil, nil, closer: Lua 5.4's generic for closes the closer (what
--- is still in flight) when the loop ends early; older Lua ignores it.
-local function iterate(make, fetch, listing, fetch_all, closer)
-  return make(fetch, listing, fetch_all), nil, nil, closer
+local function iterate(make, listing, fetch_all, close)
+  return make(listing, fetch_all), nil, nil, close
 end
 
 --- Iterate over every task of a job, each exactly once; raises the error
 -- object if a page cannot be fetched. Options as ListOTATaskByJob, except
--- CurrentPage; DeviceNames may hold any number of names. `concurrency = N`
--- keeps up to N page requests in flight, within the rate limiter.
+-- CurrentPage; DeviceNames may hold any number of names, TaskStatus may be
+-- a list of statuses (listed one after the other, each task still once).
+-- `concurrency = N` keeps up to N page requests in flight, within the rate
+-- limiter.
 function Client:tasks(p)
   return iterate(pager.tasks, listing_of(self, p, "tasks"))
 end

@@ -48,7 +48,7 @@ describe("transport.resty outside nginx", function()
   end)
 
   it("has no shared limiter store without ngx.shared", function()
-    local store, err = resty.shared_store()
+    local store, err = resty.limiter_store()
     assert.is_nil(store)
     assert.truthy(err:find("lua_shared_dict aliyun_iot_limiter", 1, true))
     assert.is_table(iot) -- the limiter's default store stays the process one

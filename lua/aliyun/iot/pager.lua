@@ -4,17 +4,24 @@
 -- coroutine and the yield). Failures are raised as the error object, the way
 -- io.lines raises, so a `for` loop can never end quietly on a partial list.
 --
+-- Every call goes through `fetch_all(list, each)` (aliyun.iot's, over the
+-- scheduler): the calls of `list` in order, each result handed to `each`,
+-- the first failure raised. Page 1 and the rest take the same route.
+--
 -- Partitions, decided before anything is yielded:
+--   * TaskStatus given as a list: each status is its own listing, one after
+--     the other, de-duplicated across them (a task can change status).
 --   * DeviceNames: chunks of 50 (the per-call limit), one call each; the
 --     service ignores paging when names are given.
 --   * otherwise pages of PageSize (default 100). The service refuses
 --     CurrentPage x PageSize > 100,000; a larger job is split by TaskStatus
 --     after probing every status's Total, and if one status alone is still too
 --     deep the listing fails up front, before the first task is yielded.
+local defaults = require("aliyun.iot.defaults")
 local errors = require("aliyun.iot.errors")
 local params = require("aliyun.iot.params")
 
-local error, ipairs, type, tostring = error, ipairs, type, tostring
+local error, ipairs, pairs, type, tostring = error, ipairs, pairs, type, tostring
 local floor, ceil = math.floor, math.ceil
 local format = string.format
 local yield, create, resume, costatus = coroutine.yield, coroutine.create, coroutine.resume, coroutine.status
@@ -36,26 +43,51 @@ end
 
 local pager = {}
 
-pager.DEFAULT_PAGE_SIZE = params.MAX_PAGE_SIZE
-
-pager.MAX_CONCURRENCY = 64
+pager.DEFAULT_PAGE_SIZE = defaults.page_size
+pager.MAX_CONCURRENCY = defaults.max_concurrency
 -- Page requests in flight when tasks{}/pages{} get no `concurrency`.
-pager.DEFAULT_CONCURRENCY = 4
+pager.DEFAULT_CONCURRENCY = defaults.concurrency
 
 -- Names accepted by tasks{}/pages{} besides the API's own.
 local PAGER_OPTIONS = { concurrency = true }
 
 local function raise(err) error(err, 0) end
 
-local function must(value, err)
-  if value == nil then raise(err) end
-  return value
+
+-- TaskStatus as a list of statuses (the pager only): each one checked,
+-- repeats dropped. Returns the list or nil, err.
+local function status_list(list)
+  local n = #list
+  for k in pairs(list) do
+    if type(k) ~= "number" or k < 1 or k > n or floor(k) ~= k then n = 0 end
+  end
+  if n == 0 then return nil, errors.invalid("TaskStatus must be a status or a non-empty list of statuses") end
+  local out, seen = {}, {}
+  for i = 1, n do
+    local _, err = params.validate("ListOTATaskByJob", { JobId = "-", TaskStatus = list[i] })
+    if err then return nil, errors.invalid(format("TaskStatus[%d]: %s", i, err.message)) end
+    if not seen[list[i]] then
+      seen[list[i]] = true
+      out[#out + 1] = list[i]
+    end
+  end
+  return out
 end
 
 --- Validate listing parameters; returns the normalized listing or nil, err.
 function pager.validate(p)
+  local statuses, serr
+  if type(p) == "table" and type(p.TaskStatus) == "table" then
+    statuses, serr = status_list(p.TaskStatus)
+    if not statuses then return nil, serr end
+    local copy = {}
+    for k, v in pairs(p) do copy[k] = v end
+    copy.TaskStatus = nil
+    p = copy
+  end
   local listing, err = params.validate("ListOTATaskByJob", p, PAGER_OPTIONS)
   if not listing then return nil, err end
+  if statuses and #statuses == 1 then listing.TaskStatus = statuses[1] else listing.statuses = statuses end
   if listing.CurrentPage then
     return nil, errors.invalid("CurrentPage is not accepted by the pager: it walks every page itself "
       .. "(call client:ListOTATaskByJob for a single page)")
@@ -88,25 +120,13 @@ local function last_page_of(page, page_no, page_size)
   return #page.tasks < page_size and page_no or page_no + 1
 end
 
--- fetch_all's default: one call after the other. `each(page)` returning
--- false stops the batch.
-local function sequential(fetch)
-  return function(list, each)
-    for i = 1, #list do
-      if each(must(fetch(list[i]))) == false then return end
-    end
-  end
-end
-
 --- Walk a listing, calling `emit(page)` for each page in order.
--- `fetch(p)` performs one ListOTATaskByJob call (p as for that method).
--- `fetch_all(list, each)` (optional; the concurrent pager's) performs the
--- calls of `list` and calls `each(page)` in list order, raising the first
--- failure (in that order) after the pages before it; `each` returning false
--- means the rest are not wanted.
-local function walk(fetch, listing, emit, fetch_all)
+-- `fetch_all(list, each)` performs the ListOTATaskByJob calls of `list` (each
+-- a parameter table as for that method) and calls `each(page)` in list
+-- order, raising the first failure (in that order) after the pages before
+-- it; `each` returning false means the rest are not wanted.
+local function walk(listing, emit, fetch_all)
   local job, instance, page_size = listing.JobId, listing.IotInstanceId, listing.PageSize
-  fetch_all = fetch_all or sequential(fetch)
 
   local names = listing.DeviceNames
   if names then
@@ -130,7 +150,9 @@ local function walk(fetch, listing, emit, fetch_all)
              PageSize = size or page_size, CurrentPage = page_no }
   end
   local function fetch_page(status, page_no, size)
-    return must(fetch(page_call(status, page_no, size)))
+    local page
+    fetch_all({ page_call(status, page_no, size) }, function(p) page = p end)
+    return page
   end
 
   -- Pages 2.. of a part, in batches up to the last page the latest page
@@ -204,20 +226,32 @@ local function dedup(page, seen)
   return page
 end
 
+-- The listing's parts: one walk per status of a TaskStatus list, else one.
+local function walk_all(listing, emit, fetch_all)
+  local statuses = listing.statuses
+  if not statuses then return walk(listing, emit, fetch_all) end
+  for _, status in ipairs(statuses) do
+    local part = {}
+    for k, v in pairs(listing) do part[k] = v end
+    part.statuses, part.TaskStatus = nil, status
+    walk(part, emit, fetch_all)
+  end
+end
+
 --- Iterator over pages (each page's `tasks` already de-duplicated).
 -- `listing` must come from pager.validate.
-function pager.pages(fetch, listing, fetch_all)
+function pager.pages(listing, fetch_all)
   return wrap(function()
     local seen = {}
-    walk(fetch, listing, function(page) yield(dedup(page, seen)) end, fetch_all)
+    walk_all(listing, function(page) yield(dedup(page, seen)) end, fetch_all)
   end)
 end
 
 --- Iterator over tasks.
-function pager.tasks(fetch, listing, fetch_all)
+function pager.tasks(listing, fetch_all)
   return wrap(function()
     local seen = {}
-    walk(fetch, listing, function(page)
+    walk_all(listing, function(page)
       local tasks = dedup(page, seen).tasks
       for i = 1, #tasks do yield(tasks[i]) end
     end, fetch_all)

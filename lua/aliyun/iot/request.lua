@@ -1,11 +1,12 @@
---- The request pipeline: build -> sign -> (rate limit) -> transport -> decode,
--- with retries around the whole of it.
+--- The request pipeline: build -> sign, and one attempt's tail (decode,
+-- request id, redaction, attempt count, retry decision).
 -- `build_v1`, `sign_v1` and `sign_v3` are pure (time and nonce come in as
 -- arguments), so a signed request can be reproduced in a test or returned
--- without sending (dry_run). The transport is any object with
--- `:request(method, url, headers, body)` returning `status, body, headers`
--- or `nil, err`: the libcurl Session from the C core, or cosockets in nginx.
+-- without sending (dry_run). Sending is not done here: aliyun.iot.schedule
+-- sends every call, a single one or the pages of a listing, through the
+-- transport and the limiter, and hands each answer to request.settle.
 local core = require("aliyun.iot.core")
+local defaults = require("aliyun.iot.defaults")
 local errors = require("aliyun.iot.errors")
 
 local pairs, setmetatable, tostring = pairs, setmetatable, tostring
@@ -16,7 +17,7 @@ local sign_v1, sign_v3, percent_encode = core.sign_v1, core.sign_v3, core.percen
 local request = {}
 
 request.API_VERSION = "2018-01-20"
-request.DEFAULT_MAX_RETRIES = 3
+request.DEFAULT_MAX_RETRIES = defaults.max_retries
 
 -- Response headers: the gateway repeats the RequestId here, which matters
 -- when a body is unreadable and carries none.
@@ -75,12 +76,13 @@ function request.sign_v3(state, creds, action, api_params, at, signature_nonce)
     -- content-type that is sent must also be signed.
     ["content-type"] = "application/x-www-form-urlencoded",
   }
-  local signature, _, canonical_request, signed_headers = sign_v3("POST", query, headers, "", creds.access_key_secret)
+  local signature, _, canonical_request, signed_headers, canonical_query =
+    sign_v3("POST", query, headers, "", creds.access_key_secret)
   headers.Authorization = format("ACS3-HMAC-SHA256 Credential=%s,SignedHeaders=%s,Signature=%s",
     creds.access_key_id, signed_headers, signature)
   headers.Accept = "application/json"
-  -- The canonical query is the third line of the canonical request.
-  local canonical_query = match(canonical_request, "^[^\n]*\n[^\n]*\n([^\n]*)\n")
+  -- (Older cores return no canonical query: it is the canonical request's third line.)
+  canonical_query = canonical_query or match(canonical_request, "^[^\n]*\n[^\n]*\n([^\n]*)\n")
   return {
     method = "POST",
     url = state.base_url .. "/" .. (canonical_query ~= "" and ("?" .. canonical_query) or ""),
@@ -96,10 +98,14 @@ local function epoch(state)
   return t + (state.clock_offset or 0)
 end
 
---- Sign one call with fresh time and nonce. Returns req, creds or nil, err.
-function request.prepare(state, action, api_params)
-  local creds, err = state.credentials:get()
-  if not creds then return nil, err end
+--- Sign one call with fresh time and nonce, with `creds` or the client's
+-- current credentials. Returns req, creds or nil, err.
+function request.prepare(state, action, api_params, creds)
+  if not creds then
+    local err
+    creds, err = state.credentials:get()
+    if not creds then return nil, err end
+  end
   local at = core.timestamp(epoch(state))
   local signature_nonce = state.nonce and state.nonce() or core.nonce()
   local req
@@ -148,14 +154,6 @@ local function http_date_epoch(date)
 end
 request.http_date_epoch = http_date_epoch
 
--- One exchange: send, decode. Returns result or nil, err, response headers.
-local function exchange(state, req, decode)
-  local status, body, headers = state.transport:request(req.method, req.url, req.headers, req.body)
-  if not status then return nil, body end
-  local result, err = decode(body, status)
-  if result == nil and err.request_id == nil then err.request_id = headers[REQUEST_ID_HEADER] end
-  return result, err, headers
-end
 
 --- Seconds to wait before retry number `attempt` after `err`.
 local function backoff(attempt, err)
@@ -164,65 +162,82 @@ local function backoff(attempt, err)
 end
 request.REQUEST_ID_HEADER = REQUEST_ID_HEADER
 
---- After a failed attempt: whether and when to try the call again.
--- Returns the seconds to wait (0: at once) and whether the clock was just
--- corrected, or nil when `err` is final (its message then says why, if the
--- deadline stopped it). An InvalidTimeStamp.Expired answer gets the offset
--- from the server's Date header in err; with correct_clock_skew, the first
--- one of a call (`skew_corrected` false) corrects the client's clock and is
--- retried at once, outside max_retries. Shared by request.send and the
--- concurrent pager, so both give up, and say so, the same way.
-function request.retry_after(state, err, headers, attempt, started, now, skew_corrected)
-  if err.code == "InvalidTimeStamp.Expired" and headers then
-    local server = http_date_epoch(headers.date)
-    if server then
-      local offset = server - epoch(state)
-      err.clock_offset = offset
-      err.message = format("%s [the local clock is %.0f s %s the server's Date header%s]", tostring(err.message),
-        math.abs(offset), offset > 0 and "behind" or "ahead of",
-        state.correct_clock_skew and "" or "; iot.new{correct_clock_skew = true} corrects for it")
-      if state.correct_clock_skew and not skew_corrected then
-        state.clock_offset = (state.clock_offset or 0) + offset
-        return 0, true
-      end
-    end
-  end
-  if not err.retryable or attempt > (state.max_retries or request.DEFAULT_MAX_RETRIES) then return nil end
-  local delay = backoff(attempt, err)
-  if state.deadline and now + delay - started > state.deadline then
-    err.message = format("%s [gave up: the %g s deadline would pass before the next attempt]",
-      tostring(err.message), state.deadline)
-    return nil
-  end
-  return delay, false
+--- The context of one call across its attempts.
+-- Fields: state (the client's), action, params (flat API parameters),
+-- decode(body, status), attempt (attempts sent so far), started (monotonic
+-- time of the first), skew_corrected (the clock was corrected once already).
+function request.call(state, action, api_params, decode)
+  return { state = state, action = action, params = api_params, decode = decode,
+           attempt = 0, started = nil, skew_corrected = false }
 end
 
---- Send one call and decode its response with `decode(body, status)`,
--- retrying what is worth retrying (each attempt re-signed with a new nonce
--- and timestamp). Returns the decoded value, or nil and an error object with
--- every secret scrubbed from its text.
-function request.send(state, action, api_params, decode)
-  local started = state.monotonic()
-  local attempt, skew_corrected = 0, false
-  while true do
-    attempt = attempt + 1
-    local req, creds = request.prepare(state, action, api_params)
-    if not req then return nil, creds end
-    if state.limiter then
-      local wait = state.limiter:delay(creds.access_key_id, state.monotonic())
-      if wait > 0 then state.sleep(wait) end
-    end
-    local result, err, headers = exchange(state, req, decode)
-    if result ~= nil then return result end
-    errors.redact(err, { creds.access_key_secret, creds.security_token })
-    if attempt > 1 then err.attempts = attempt end
+--- Sign the next attempt of `call` at monotonic time `now`, with `creds`
+-- (or the client's current credentials). Returns req, creds or nil, err.
+function request.next_attempt(call, now, creds)
+  local req
+  req, creds = request.prepare(call.state, call.action, call.params, creds)
+  if not req then return nil, creds end
+  call.attempt = call.attempt + 1
+  call.started = call.started or now
+  return req, creds
+end
 
-    local delay, corrected = request.retry_after(state, err, headers, attempt, started, state.monotonic(),
-      skew_corrected)
-    if delay == nil then return nil, err end
-    skew_corrected = skew_corrected or corrected
-    if delay > 0 then state.sleep(delay) end
+--- After a failed attempt: whether and when to try `call` again.
+-- Returns the seconds to wait (0: at once), or nil and, when the deadline
+-- is what stopped it, the reason. An InvalidTimeStamp.Expired answer with a
+-- Date header carries err.clock_offset (set by settle); with
+-- correct_clock_skew the first such answer of a call is retried at once,
+-- outside max_retries, once settle has corrected the clock.
+function request.retry_after(call, err, now)
+  local state = call.state
+  if err.clock_offset and state.correct_clock_skew and not call.skew_corrected then return 0 end
+  if not err.retryable or call.attempt > (state.max_retries or request.DEFAULT_MAX_RETRIES) then return nil end
+  local delay = backoff(call.attempt, err)
+  if state.deadline and now + delay - call.started > state.deadline then
+    return nil, format("gave up: the %g s deadline would pass before the next attempt", state.deadline)
   end
+  return delay
+end
+
+-- InvalidTimeStamp.Expired: how far off the local clock is, from the
+-- server's Date header, in err (clock_offset and the message).
+local function note_clock_offset(state, err, headers)
+  local server = http_date_epoch(headers and headers.date)
+  if not server then return end
+  local offset = server - epoch(state)
+  err.clock_offset = offset
+  err.message = format("%s [the local clock is %.0f s %s the server's Date header%s]", tostring(err.message),
+    math.abs(offset), offset > 0 and "behind" or "ahead of",
+    state.correct_clock_skew and "" or "; iot.new{correct_clock_skew = true} corrects for it")
+end
+
+--- One attempt's tail: what the transport gave for an attempt of `call`
+-- signed with `creds` (`r` = { status, body, headers } or { err }) at
+-- monotonic time `now`. Returns the decoded value, or nil, err, delay:
+-- delay is the seconds to wait before the next attempt, nil when `err` is
+-- final. err has every secret of `creds` scrubbed from its text.
+function request.settle(call, creds, r, now)
+  local err, headers = r.err, r.headers
+  if not err then
+    local result
+    result, err = call.decode(r.body, r.status)
+    if result ~= nil then return result end
+    if err.request_id == nil and headers then err.request_id = headers[REQUEST_ID_HEADER] end
+  end
+  errors.redact(err, { creds.access_key_secret, creds.security_token })
+  if call.attempt > 1 then err.attempts = call.attempt end
+  local state = call.state
+  if err.code == "InvalidTimeStamp.Expired" then note_clock_offset(state, err, headers) end
+  local delay, why = request.retry_after(call, err, now)
+  if delay == nil then
+    if why then err.message = format("%s [%s]", tostring(err.message), why) end
+    return nil, err
+  end
+  if err.clock_offset and state.correct_clock_skew and not call.skew_corrected then
+    state.clock_offset = (state.clock_offset or 0) + err.clock_offset
+    call.skew_corrected = true
+  end
+  return nil, err, delay
 end
 
 return request

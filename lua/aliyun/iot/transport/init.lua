@@ -1,12 +1,23 @@
---- Transport selection. A transport is any object with
+--- Transports, and what the rest of the library needs to know of the runtime.
+-- A transport is any object with
 --   :request(method, url, headers, body) -> status, body, headers | nil, err
 --   :close()
--- `curl` is the C core's libcurl Session; `resty` (OpenResty cosockets) is
--- loaded only when asked for or when running inside nginx, so plain Lua never
--- touches ngx.
+-- and, optionally, the capability to have several requests in flight:
+--   :concurrent(n) -> engine (start, wait, pending, close: see aliyun.iot.schedule)
+-- `curl` (the C core's libcurl, multi handle for concurrency) and `resty`
+-- (OpenResty cosockets, ngx.thread for concurrency) offer it; any other
+-- transport is driven one request after the other. `resty` is loaded only
+-- when asked for or when running inside nginx, so plain Lua never touches ngx.
+local type, rawget, pcall = type, rawget, pcall
+
 local transport = {}
 
 local KINDS = { curl = "aliyun.iot.transport.curl", resty = "aliyun.iot.transport.resty" }
+
+local function in_nginx()
+  local ngx = rawget(_G, "ngx")
+  return ngx ~= nil and type(ngx.get_phase) == "function"
+end
 
 --- Pick a transport for iot.new options.
 -- opts.transport: nil (automatic), "curl", "resty", or a ready object.
@@ -17,8 +28,7 @@ function transport.select(opts)
   if choice == nil then
     -- Inside nginx the resty transport itself decides per call, from
     -- ngx.get_phase(), whether cosockets are available or libcurl must do.
-    local ngx = rawget(_G, "ngx")
-    choice = (ngx and type(ngx.get_phase) == "function") and "resty" or "curl"
+    choice = in_nginx() and "resty" or "curl"
   end
   local module = KINDS[choice]
   if not module then
@@ -27,22 +37,59 @@ function transport.select(opts)
   return require(module).new(opts), true
 end
 
--- Phases where ngx.sleep cannot yield (lua-nginx-module's documentation).
-local NO_YIELD_PHASES = {
-  init = true, init_worker = true, set = true, header_filter = true, body_filter = true, log = true,
-  balancer = true, exit_worker = true,
-}
-
---- A sleep function for backoff and rate limiting: ngx.sleep where it can
--- yield (so the nginx worker keeps serving), the C core's sleep elsewhere.
+--- A sleep function for backoff and rate limiting: the resty transport's
+-- (ngx.sleep where the phase can yield) inside nginx, the C core's elsewhere.
 function transport.sleep_function()
-  local core = require("aliyun.iot.core")
-  local ngx = rawget(_G, "ngx")
-  if not (ngx and ngx.sleep and ngx.get_phase) then return core.sleep end
-  return function(seconds)
-    if NO_YIELD_PHASES[ngx.get_phase()] then return core.sleep(seconds) end
-    return ngx.sleep(seconds)
-  end
+  if in_nginx() then return require(KINDS.resty).sleep end
+  return require("aliyun.iot.core").sleep
+end
+
+--- The rate limiter's default store: inside nginx with
+-- `lua_shared_dict aliyun_iot_limiter` declared, that dict (shared by the
+-- workers); else nil (the limiter's process store).
+function transport.limiter_store()
+  if in_nginx() then return require(KINDS.resty).limiter_store() end
+  return nil
+end
+
+--- The engine of a transport that has no concurrency of its own: each
+-- request is performed inside start(), and wait() hands it back.
+function transport.sequential(t, sleep)
+  local done = {}
+  return {
+    start = function(id, req)
+      local status, body, headers = t:request(req.method, req.url, req.headers, req.body)
+      if status == nil then
+        done[#done + 1] = { id = id, err = body }
+      else
+        done[#done + 1] = { id = id, status = status, body = body, headers = headers or {} }
+      end
+    end,
+    wait = function(seconds)
+      if #done == 0 then
+        if seconds > 0 then sleep(seconds) end
+        return done
+      end
+      local out = done
+      done = {}
+      return out
+    end,
+    pending = function() return #done end,
+    close = function() done = {} end,
+  }
+end
+
+-- t.concurrent, also for a userdata transport whose metatable has no __index.
+local function concurrent_of(t)
+  local ok, f = pcall(function() return t.concurrent end)
+  return ok and type(f) == "function" and f or nil
+end
+
+--- An engine over transport `t` with up to `n` requests in flight.
+function transport.engine(t, n, sleep)
+  local concurrent = n > 1 and concurrent_of(t)
+  if concurrent then return concurrent(t, n, sleep) end
+  return transport.sequential(t, sleep)
 end
 
 return transport

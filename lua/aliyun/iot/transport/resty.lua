@@ -15,6 +15,7 @@
 --
 -- Which path served the last call is in t.last ("cosocket" or "curl"), and
 -- t.counts.cosocket / t.counts.curl count them, for logs and tests.
+local defaults = require("aliyun.iot.defaults")
 local errors = require("aliyun.iot.errors")
 
 local codes = errors.codes
@@ -25,11 +26,6 @@ local floor = math.floor
 
 local resty = {}
 
-resty.DEFAULT_TIMEOUT = 10               -- seconds, as iot.new
-resty.DEFAULT_CONNECT_TIMEOUT = 5
-resty.DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
-resty.KEEPALIVE_TIMEOUT = 60             -- seconds an idle pooled connection is kept
-resty.POOL_SIZE = 16                     -- idle connections kept per pool and worker
 
 -- Phases whose handlers may use ngx.socket.tcp (lua-nginx-module's docs,
 -- "Context" of ngx.socket.tcp); everywhere else cosockets are disabled.
@@ -65,12 +61,12 @@ function resty.new(opts)
   if fallback == nil then fallback = "curl" end
   return setmetatable({
     opts = opts,
-    timeout = opts.timeout or resty.DEFAULT_TIMEOUT,
-    connect_timeout = opts.connect_timeout or resty.DEFAULT_CONNECT_TIMEOUT,
+    timeout = opts.timeout or defaults.timeout,
+    connect_timeout = opts.connect_timeout or defaults.connect_timeout,
     verify = opts.ssl_verify ~= false,
-    max_body_bytes = opts.max_body_bytes or resty.DEFAULT_MAX_BODY_BYTES,
-    keepalive_timeout = opts.keepalive_timeout or resty.KEEPALIVE_TIMEOUT,
-    pool_size = opts.pool_size or resty.POOL_SIZE,
+    max_body_bytes = opts.max_body_bytes or defaults.max_body_bytes,
+    keepalive_timeout = opts.keepalive_timeout or defaults.keepalive_timeout,
+    pool_size = opts.pool_size or defaults.pool_size,
     fallback = fallback,
     counts = { cosocket = 0, curl = 0 },
     last = nil,
@@ -348,60 +344,94 @@ function Transport:close()
   self.closed = true
 end
 
--- ---- The rate limiter's store in a lua_shared_dict ------------------------
--- aliyun.iot.limiter keeps one number per AccessKeyId (the GCRA "theoretical
--- arrival time"); this store keeps it in a shared dict, so every worker of
--- the server draws from one bucket. The read-modify-write runs under a short
--- lock (an `add`ed key that expires by itself should a worker die holding it).
--- Times are core.monotonic() seconds (CLOCK_MONOTONIC: one clock for all
--- workers of a machine).
+-- ---- Several requests at once: one ngx.thread each ------------------------
 
-resty.LIMITER_DICT = "aliyun_iot_limiter"
+-- Longest single wait while threads run and nothing else is due.
+local IDLE_WAIT = 1
+-- Shortest sleep: Debian's lua-nginx-module has no delayed-events patch, so
+-- ngx.sleep(0) logs a warning each time and busy-waits the worker.
+local MIN_SLEEP = 0.001
 
-local SharedStore = {}
-SharedStore.__index = SharedStore
+--- ngx.sleep where the phase can yield (the worker keeps serving), the C
+-- core's sleep elsewhere (init, log, ...: phases that cannot yield).
+function resty.sleep(seconds)
+  if not resty.cosockets_available() then return require("aliyun.iot.core").sleep(seconds) end
+  return rawget(_G, "ngx").sleep(seconds > MIN_SLEEP and seconds or MIN_SLEEP)
+end
 
-local LOCK_TTL = 0.5        -- seconds; a lock older than this is considered abandoned
-local LOCK_WAIT = 0.001     -- seconds between tries, where the phase can sleep
-local LOCK_TRIES = 2000
+--- An engine of up to n requests in flight, each in its own light thread
+-- (aliyun.iot.schedule's interface). Where cosockets are unavailable the
+-- requests go one after the other through the libcurl fallback.
+function Transport:concurrent(_n) -- the scheduler keeps at most n in flight
+  if not resty.cosockets_available() then
+    return require("aliyun.iot.transport").sequential(self, resty.sleep)
+  end
+  local ngx = rawget(_G, "ngx")
+  local spawn, wait, kill = ngx.thread.spawn, ngx.thread.wait, ngx.thread.kill
+  local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
+  local threads, count = {}, 0
+  local transport = self
+  local function run(id, req)
+    local ok, status, body, headers = pcall(transport.request, transport, req.method, req.url, req.headers, req.body)
+    if not ok then
+      return id, nil, errors.new(codes.TRANSPORT_ERROR, tostring(status), { retryable = false })
+    end
+    return id, status, body, headers
+  end
+  local function sleeper(seconds) ngx.sleep(seconds) return false end
+  return {
+    start = function(id, req)
+      threads[id] = spawn(run, id, req)
+      count = count + 1
+    end,
+    wait = function(seconds)
+      if count == 0 then
+        if seconds > 0 then resty.sleep(seconds) end
+        return {}
+      end
+      local list = {}
+      for _, th in pairs(threads) do list[#list + 1] = th end
+      local timer
+      if seconds < IDLE_WAIT then
+        timer = spawn(sleeper, seconds > MIN_SLEEP and seconds or MIN_SLEEP)
+        list[#list + 1] = timer
+      end
+      local ok, id, status, body, headers = wait(unpack(list))
+      if timer then kill(timer) end
+      if not ok or id == false or threads[id] == nil then return {} end
+      threads[id] = nil
+      count = count - 1
+      if status == nil then return { { id = id, err = body } } end
+      return { { id = id, status = status, body = body, headers = headers or {} } }
+    end,
+    pending = function() return count end,
+    close = function()
+      for id, th in pairs(threads) do
+        kill(th)
+        threads[id] = nil
+      end
+      count = 0
+    end,
+  }
+end
 
---- A limiter store over ngx.shared[name]; nil, message when the dict is not declared.
-function resty.shared_store(name)
-  name = name or resty.LIMITER_DICT
+-- ---- The rate limiter's store ---------------------------------------------
+
+--- The limiter store over `lua_shared_dict <name>` (default
+-- aliyun_iot_limiter), shared by every worker; nil, message when the dict is
+-- not declared.
+function resty.limiter_store(name)
+  local shared_dict = require("aliyun.iot.limiter.shared_dict")
+  name = name or shared_dict.DEFAULT_NAME
   local ngx = rawget(_G, "ngx")
   local dict = ngx and ngx.shared and ngx.shared[name]
   if not dict then
     return nil, format("no lua_shared_dict %s (declare it in nginx.conf's http block)", name)
   end
-  return setmetatable({ dict = dict, name = name }, SharedStore)
-end
-
--- limiter store interface (as limiter.LocalStore):
---   reserve(key, now, interval, tolerance [, only_if_free]) -> seconds to wait
--- With only_if_free, a slot is taken only when it is free now; otherwise
--- nothing is reserved and the wait is returned.
-function SharedStore:reserve(key, now, interval, tolerance, only_if_free)
-  local dict, lock = self.dict, "lock:" .. key
-  local can_sleep = resty.cosockets_available() -- the same phases may yield in ngx.sleep
-  local locked = false
-  for _ = 1, LOCK_TRIES do
-    local ok, err = dict:add(lock, true, LOCK_TTL)
-    if ok then locked = true break end
-    if err ~= "exists" then break end -- the dict is full: go on without the lock
-    if can_sleep then rawget(_G, "ngx").sleep(LOCK_WAIT) end
-  end
-  local k = "tat:" .. key
-  local tat = dict:get(k)
-  if type(tat) ~= "number" or tat < now then tat = now end
-  local wait = tat - tolerance - now
-  if wait < 0 then wait = 0 end
-  if not (wait > 0 and only_if_free) then
-    local next_tat = tat + interval
-    -- Keep the entry a little longer than it matters, then let it expire.
-    dict:set(k, next_tat, next_tat - now + 60)
-  end
-  if locked then dict:delete(lock) end
-  return wait
+  -- Between lock attempts: ngx.sleep where the phase can yield, else spin.
+  return shared_dict.new(dict, name, function(seconds)
+    if resty.cosockets_available() then ngx.sleep(seconds) end
+  end)
 end
 
 function Transport:__tostring()
