@@ -171,3 +171,43 @@ describe("pager de-duplication", function()
     assert.are.same({ "a", "b", "c", "d", "e" }, ids)
   end)
 end)
+
+describe("pager TaskStatus lists", function()
+  local client
+  helpers.use_emulator(function(_, c) client = c end)
+
+  it("lists each status as its own part, each task once, pages labelled", function()
+    local all, by_status = {}, {}
+    for t in client:tasks{ JobId = "job-1000" } do
+      all[t.TaskId] = t.TaskStatus
+      by_status[t.TaskStatus] = (by_status[t.TaskStatus] or 0) + 1
+    end
+    local want = { "FAILED", "SUCCEEDED" }
+    local seen, parts, lasts = {}, {}, 0
+    for page in client:pages{ JobId = "job-1000", TaskStatus = { "FAILED", "SUCCEEDED", "FAILED" } } do
+      assert.are.equal(2, page.part.count)
+      parts[page.part.index] = page.part.TaskStatus
+      if page.last_in_part then lasts = lasts + 1 end
+      for _, t in ipairs(page.tasks) do
+        assert.is_nil(seen[t.TaskId])
+        seen[t.TaskId] = true
+        assert.are.equal(all[t.TaskId], t.TaskStatus)
+      end
+    end
+    assert.are.same(want, parts)
+    assert.are.equal(2, lasts)
+    local n = 0
+    for _ in pairs(seen) do n = n + 1 end
+    assert.are.equal((by_status.FAILED or 0) + (by_status.SUCCEEDED or 0), n)
+  end)
+
+  it("refuses a bad status in the list before any request", function()
+    local ok, err = pcall(client.tasks, client, { JobId = "job-10", TaskStatus = { "FAILED", "DONE" } })
+    assert.is_false(ok)
+    helpers.assert_error(err, "SDK.InvalidArgument")
+    assert.truthy(err.message:find("TaskStatus[2]", 1, true))
+    ok, err = pcall(client.tasks, client, { JobId = "job-10", TaskStatus = {} })
+    assert.is_false(ok)
+    helpers.assert_error(err, "SDK.InvalidArgument")
+  end)
+end)

@@ -28,6 +28,8 @@ local iot = {
   codes = core.codes,
   TASK_STATUSES = params.TASK_STATUSES,
   FINAL_STATUSES = params.FINAL_STATUSES,
+  -- iot.scrub(text, {secret, ...}): text with every form of each secret masked.
+  scrub = errors.scrub,
   defaults = defaults,
   -- Alibaba's recommended signature; the official Node SDK for this API signs with it.
   DEFAULT_SIGNATURE_VERSION = defaults.signature_version,

@@ -38,27 +38,39 @@ local function replace_plain(s, needle, replacement)
   return table.concat(out)
 end
 
---- Remove every secret from the text fields of an error.
--- Servers echo request material back: SignatureDoesNotMatch quotes the whole
--- string-to-sign, which carries the SecurityToken percent-encoded twice. So
--- each secret is scrubbed raw, encoded once and encoded twice.
-function errors.redact(err, secrets)
-  if not secrets then return err end
+-- Every form a server may echo a secret in: SignatureDoesNotMatch quotes
+-- the whole string-to-sign, which carries the SecurityToken percent-encoded
+-- twice. So each secret is scrubbed raw, encoded once and encoded twice.
+local function forms_of(secrets)
   local forms = {}
   for _, secret in ipairs(secrets) do
-    if secret ~= "" then
+    if type(secret) == "string" and secret ~= "" then
       local once = core.percent_encode(secret)
       forms[#forms + 1] = secret
       forms[#forms + 1] = once
       forms[#forms + 1] = core.percent_encode(once)
     end
   end
+  return forms
+end
+
+local function scrub_forms(text, forms)
+  for _, form in ipairs(forms) do text = replace_plain(text, form, "***") end
+  return text
+end
+
+--- `text` with every form of every secret in `secrets` replaced by ***.
+function errors.scrub(text, secrets)
+  return scrub_forms(text, forms_of(secrets))
+end
+
+--- Remove every secret from the text fields of an error.
+function errors.redact(err, secrets)
+  if not secrets then return err end
+  local forms = forms_of(secrets)
   for _, field in ipairs({ "message", "recommend" }) do
     local text = err[field]
-    if type(text) == "string" then
-      for _, form in ipairs(forms) do text = replace_plain(text, form, "***") end
-      err[field] = text
-    end
+    if type(text) == "string" then err[field] = scrub_forms(text, forms) end
   end
   return err
 end

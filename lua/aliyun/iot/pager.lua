@@ -138,7 +138,12 @@ local function walk(listing, emit, fetch_all)
       calls[#calls + 1] = { JobId = job, IotInstanceId = instance, TaskStatus = listing.TaskStatus,
                             DeviceNames = chunk }
     end
-    fetch_all(calls, emit)
+    local k = 0
+    fetch_all(calls, function(p)
+      k = k + 1
+      p.last_in_part = k == #calls
+      emit(p)
+    end)
     return
   end
 
@@ -158,8 +163,13 @@ local function walk(listing, emit, fetch_all)
   -- Pages 2.. of a part, in batches up to the last page the latest page
   -- promises (the same stop rules as one page after the other: an empty
   -- page or a page at or past the promised last one ends the part).
+  local function is_last(p, page_no)
+    return page_no >= last_page_of(p, page_no, page_size) or #p.tasks == 0
+  end
+
   local function walk_pages(status, page)
     local page_no = 1
+    page.last_in_part = is_last(page, 1)
     emit(page)
     while true do
       local last = last_page_of(page, page_no, page_size)
@@ -173,8 +183,9 @@ local function walk(listing, emit, fetch_all)
       local done = false
       fetch_all(calls, function(p)
         page_no, page = page_no + 1, p
+        p.last_in_part = is_last(p, page_no)
         emit(p)
-        if page_no >= last_page_of(p, page_no, page_size) or #p.tasks == 0 then
+        if p.last_in_part then
           done = true
           return false
         end
@@ -227,14 +238,20 @@ local function dedup(page, seen)
 end
 
 -- The listing's parts: one walk per status of a TaskStatus list, else one.
+-- Each page carries `part` = { TaskStatus = status or nil, index = i,
+-- count = n } (which of the listing's parts it belongs to) and
+-- `last_in_part` (no more pages of that part will follow).
 local function walk_all(listing, emit, fetch_all)
-  local statuses = listing.statuses
-  if not statuses then return walk(listing, emit, fetch_all) end
-  for _, status in ipairs(statuses) do
+  local statuses = listing.statuses or { listing.TaskStatus or false }
+  for i, status in ipairs(statuses) do
     local part = {}
     for k, v in pairs(listing) do part[k] = v end
-    part.statuses, part.TaskStatus = nil, status
-    walk(part, emit, fetch_all)
+    part.statuses, part.TaskStatus = nil, status or nil
+    local label = { TaskStatus = part.TaskStatus, index = i, count = #statuses }
+    walk(part, function(page)
+      page.part = label
+      emit(page)
+    end, fetch_all)
   end
 end
 
