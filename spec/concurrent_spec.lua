@@ -139,8 +139,9 @@ describe("concurrent pager", function()
   end)
 
   it("raises a final failure after yielding exactly the pages before it", function()
-    local retrying = helpers.client(emu, { max_retries = 3 })
-    emu:faults{ malformed_every = 7 } -- SDK.BadResponse: not retryable
+    -- SDK.BadResponse with no retries left: final.
+    local retrying = helpers.client(emu, { max_retries = 0 })
+    emu:faults{ malformed_every = 7 }
     local got = {}
     local ok, err = pcall(function()
       for task in retrying:tasks{ JobId = "job-3000", concurrency = 4 } do got[#got + 1] = task end

@@ -257,7 +257,7 @@ describe("core.decode_tasks", function()
   end)
 
   it("leaves absent paging fields absent", function()
-    local page = core.decode_tasks('{"Data":{"SimpleOTATaskInfo":[{"TaskId":"a"}]}}', 200)
+    local page = core.decode_tasks('{"Success":true,"Data":{"SimpleOTATaskInfo":[{"TaskId":"a"}]}}', 200)
     assert.is_nil(page.Total)
     assert.is_nil(page.RequestId)
     assert.equal("a", page.tasks[1].TaskId)
@@ -274,9 +274,40 @@ describe("core.decode_tasks", function()
       core.decode_tasks(page_with('{"SimpleOTATaskInfo":["a","b"]}'), 200))
     assert_bad_response("Data.SimpleOTATaskInfo[2] is not an object (got array)",
       core.decode_tasks(page_with('{"SimpleOTATaskInfo":[{},[1]]}'), 200))
-    local _, err = core.decode_tasks('{"RequestId":"R-7","Total":"many"}', 200)
+    local _, err = core.decode_tasks('{"RequestId":"R-7","Success":true,"Total":"many"}', 200)
     assert_bad_response("Total is not a number (got string)", nil, err)
     assert.equal("R-7", err.request_id)
+  end)
+
+  it("takes a page only with \"Success\": true", function()
+    local data = ',"Total":1,"Data":{"SimpleOTATaskInfo":[{"TaskId":"a"}]}}'
+    -- A Code and no Success on a 200: an error carrying the Code (throttling is retryable).
+    local _, err = core.decode_tasks('{"RequestId":"R-1","Code":"Throttling.User","Message":"slow"}', 200)
+    assert.equal("Throttling.User", err.code)
+    assert.is_true(err.retryable)
+    assert.equal("R-1", err.request_id)
+    for _, success in ipairs({ '"false"', '"true"', "1", "null" }) do
+      assert_bad_response('no "Success": true', core.decode_tasks('{"Success":' .. success .. data, 200))
+    end
+    assert_bad_response('no "Success": true', core.decode_tasks('{"RequestId":"R"' .. data, 200))
+    -- Generic decoding asks for it only when told to (other products answer without it).
+    assert.same({ a = 1 }, (core.decode('{"a":1}', 200)))
+    assert_bad_response('no "Success": true', core.decode('{"a":1}', 200, true))
+    assert.same({ Success = true }, (core.decode('{"Success":true}', 200, true)))
+  end)
+
+  it("never takes a 1xx or 3xx answer as a result, whatever its body", function()
+    local page = '{"Success":true,"Total":1,"Data":{"SimpleOTATaskInfo":[{"TaskId":"a"}]}}'
+    for _, status in ipairs({ 100, 199, 301, 302, 304, 307, 308 }) do
+      local r, err = core.decode_tasks(page, status)
+      assert.is_nil(r)
+      assert.equal("SDK.HttpError", err.code)
+      assert.equal(status, err.http_status)
+      assert.is_false(err.retryable)
+      r, err = core.decode(page, status)
+      assert.is_nil(r)
+      assert.equal("SDK.HttpError", err.code)
+    end
   end)
 
   it("passes decode errors through", function()

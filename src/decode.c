@@ -93,12 +93,24 @@ static const char *field_str(lua_State *L, int t, const char *field) {
 /*
  * Decode body (stack index 1) with http_status; leaves on the top either the response table
  * (returns 1) or an error object (returns 0). Never raises for network data.
+ * A 1xx or 3xx status is never a result, whatever its body (a proxy or cache answered, not
+ * the API). With need_success, a 2xx body is a result only with "Success": true (the boolean):
+ * an IoT answer without it (a Code such as Throttling.User and no Success, "Success": "false")
+ * is an error carrying its Code, or SDK.BadResponse.
  */
-static int decode_response(lua_State *L, const char *body, size_t len, long status) {
+static int decode_response(lua_State *L, const char *body, size_t len, long status,
+                           int need_success) {
     const char *p = body, *end = body + len;
     int t, ok;
     const char *code, *msg;
-    int failed;
+    int has_success, failed;
+
+    if (status < 200 || (status >= 300 && status < 400)) {
+        lua_pushfstring(L, "HTTP %d is not an answer of the API", (int)status);
+        errors_push(L, AIOT_E_HTTP_ERROR, lua_tostring(L, -1), status);
+        lua_replace(L, -2);
+        return 0;
+    }
 
     /* cjson also accepts arrays and scalars; only an object is a response. */
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
@@ -118,7 +130,8 @@ static int decode_response(lua_State *L, const char *body, size_t len, long stat
     t = lua_gettop(L);
 
     code = field_str(L, t, "Code");
-    failed = aiot_getfield(L, t, "Success") == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+    has_success = aiot_getfield(L, t, "Success") == LUA_TBOOLEAN;
+    failed = has_success ? !lua_toboolean(L, -1) : need_success;
     lua_pop(L, 1);
     msg = field_str(L, t, "Message");
     if (msg == NULL)
@@ -129,7 +142,7 @@ static int decode_response(lua_State *L, const char *body, size_t len, long stat
         errors_setstr(L, "request_id", field_str(L, t, "RequestId"));
         errors_setstr(L, "host_id", field_str(L, t, "HostId"));
         errors_setstr(L, "recommend", field_str(L, t, "Recommend"));
-    } else if (failed) {
+    } else if (failed && has_success) {
         errors_push(L, "UnknownError",
                     msg != NULL ? msg : "the response says Success=false without an error code",
                     status);
@@ -138,6 +151,9 @@ static int decode_response(lua_State *L, const char *body, size_t len, long stat
         lua_pushfstring(L, "HTTP %d without an error code", (int)status);
         errors_push(L, AIOT_E_HTTP_ERROR, lua_tostring(L, -1), status);
         lua_replace(L, -2);
+        errors_setstr(L, "request_id", field_str(L, t, "RequestId"));
+    } else if (failed) {
+        errors_push(L, AIOT_E_BAD_RESPONSE, "the response has no \"Success\": true", status);
         errors_setstr(L, "request_id", field_str(L, t, "RequestId"));
     } else {
         return 1;
@@ -153,13 +169,14 @@ static long check_status(lua_State *L, int idx) {
     return (long)n;
 }
 
-/* core.decode(body, http_status) -> response | nil, err */
+/* core.decode(body, http_status [, need_success]) -> response | nil, err */
 static int l_decode(lua_State *L) {
     size_t len;
     const char *body = luaL_checklstring(L, 1, &len);
     long status = check_status(L, 2);
+    int need_success = lua_toboolean(L, 3);
     lua_settop(L, 2);
-    if (decode_response(L, body, len, status))
+    if (decode_response(L, body, len, status, need_success))
         return 1;
     lua_pushnil(L);
     lua_insert(L, -2);
@@ -239,7 +256,7 @@ static int l_decode_tasks(lua_State *L) {
     lua_Integer n = 0;
 
     lua_settop(L, 2);
-    if (!decode_response(L, body, len, status))
+    if (!decode_response(L, body, len, status, 1))
         goto fail;
     resp = lua_gettop(L);                     /* 3 */
     lua_createtable(L, 0, 6);

@@ -172,6 +172,7 @@ function iot.new(opts)
     limiter = opts.rate_limit ~= false
       and limiter.new{ rate = opts.rate_limit, store = transports.limiter_store() } or nil,
     max_retries = opts.max_retries,
+    timeout = opts.timeout,
     deadline = opts.deadline,
     correct_clock_skew = opts.correct_clock_skew,
     clock = opts.clock,
@@ -203,6 +204,10 @@ end
 -- Actions whose responses get more than generic decoding.
 local DECODERS = { ListOTATaskByJob = core.decode_tasks }
 
+-- Every Iot answer says "Success": true when it is one; anything else is an error.
+local decode = core.decode
+local function decode_iot(body, status) return decode(body, status, true) end
+
 --- Any Iot 2018-01-20 RPC action. Lists flatten to Name.1..N, tables to
 -- Name.Field, booleans to "true"/"false". Returns the decoded response table
 -- (a page for ListOTATaskByJob) or nil, err. opts.dry_run = true returns the
@@ -215,7 +220,9 @@ function Client:call(action, p, opts)
     error("bad argument #3 to 'call' (table of options expected, got " .. type(opts) .. ")", 2)
   end
   if opts and opts.dry_run then return request.dry_run(state, action, flat) end
-  local call = request.call(state, action, flat, DECODERS[action] or core.decode)
+  local idempotent
+  if opts and opts.idempotent ~= nil then idempotent = opts.idempotent == true end
+  local call = request.call(state, action, flat, DECODERS[action] or decode_iot, { idempotent = idempotent })
   return schedule.one(state, transports.engine(state.transport, 1, state.sleep), call)
 end
 
@@ -228,6 +235,8 @@ end
 -- A listing's fetch_all(list, each) for the pager: the ListOTATaskByJob
 -- calls of `list` through one scheduler (up to `concurrency` in flight),
 -- each page handed to `each` in list order; raises the first failure.
+local decode_tasks = core.decode_tasks
+
 local function listing_of(self, p, method)
   local state = state_of(self, method)
   local listing, err = pager.validate(p)
@@ -235,12 +244,24 @@ local function listing_of(self, p, method)
   if not listing then error(err, 3) end
   local n = listing.concurrency or defaults.concurrency
   local scheduler = schedule.new(state, transports.engine(state.transport, n, state.sleep), n)
-  local function fetch_all(list, each)
+  local deadline_at = listing.deadline and state.monotonic() + listing.deadline
+  local function fetch_all(list, each, check)
     local calls = {}
     for i = 1, #list do
-      local flat, e = params.for_action("ListOTATaskByJob", list[i])
+      local asked = list[i]
+      local flat, e = params.for_action("ListOTATaskByJob", asked)
       if not flat then error(e, 0) end
-      calls[i] = request.call(state, "ListOTATaskByJob", flat, core.decode_tasks)
+      local function decode(body, status)
+        local page, perr = decode_tasks(body, status)
+        if page == nil or not check then return page, perr end
+        local ok, cerr = check(page, asked)
+        if not ok then
+          cerr.http_status, cerr.request_id = status, page.RequestId
+          return nil, cerr
+        end
+        return page
+      end
+      calls[i] = request.call(state, "ListOTATaskByJob", flat, decode, { deadline_at = deadline_at })
     end
     local ok, e = scheduler:run(calls, each)
     if not ok then error(e, 0) end

@@ -11,6 +11,7 @@ return {
   page_size = 100,                     -- the pager's PageSize: the service's maximum
   concurrency = 4,                     -- page requests in flight in a listing
   max_concurrency = 64,
+  max_passes = 3,                      -- walks of a listing's part before it is called incomplete
   credentials_refresh_margin = 180,    -- seconds before Expiration that STS credentials are renewed
   keepalive_timeout = 60,              -- seconds an idle pooled cosocket connection is kept
   pool_size = 16,                      -- idle cosocket connections kept per pool and worker

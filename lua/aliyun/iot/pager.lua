@@ -1,30 +1,38 @@
 --- The coroutine pager: every task of a listing, exactly once, or an error.
--- The loop lives in Lua and asks the pipeline for one page at a time, so a
--- cosocket transport may yield inside it (no C frame is ever between the
--- coroutine and the yield). Failures are raised as the error object, the way
--- io.lines raises, so a `for` loop can never end quietly on a partial list.
+-- The loop lives in Lua and asks for pages through `fetch_all(list, each,
+-- check)` (aliyun.iot's, over the scheduler: the calls of `list` in order,
+-- each page checked by `check` inside the attempt, so a malformed page is
+-- retried like any bad answer, handed to `each`, the first failure raised).
+-- Page 1 and the rest take the same route, and a cosocket transport may
+-- yield inside it (no C frame is ever between the coroutine and the yield).
+-- Failures are raised as the error object, the way io.lines raises, so a
+-- `for` loop can never end quietly on a partial list.
 --
--- Every call goes through `fetch_all(list, each)` (aliyun.iot's, over the
--- scheduler): the calls of `list` in order, each result handed to `each`,
--- the first failure raised. Page 1 and the rest take the same route.
+-- Completeness is checked, never assumed. A listing is made of parts: the
+-- whole job, a TaskStatus part, or a chunk of 50 DeviceNames. For each part
+-- the pager knows how many tasks the service says exist (the latest Total:
+-- Total is the authority, PageCount is not trusted) and how many distinct
+-- tasks it has seen in that part. An empty page or a page of repeats is not
+-- the end; the end is the last page the latest Total promises. A part that
+-- ends short is walked again (up to max_passes), yielding only what is new;
+-- a part whose pages moved under the pager (repeats within a pass, a Total
+-- that changed) is walked once more to confirm nothing was missed. Still
+-- short: SDK.IncompleteListing, naming the part, expected, got and passes.
 --
--- Partitions, decided before anything is yielded:
---   * TaskStatus given as a list: each status is its own listing, one after
---     the other, de-duplicated across them (a task can change status).
---   * DeviceNames: chunks of 50 (the per-call limit), one call each; the
---     service ignores paging when names are given.
---   * otherwise pages of PageSize (default 100). The service refuses
---     CurrentPage x PageSize > 100,000; a larger job is split by TaskStatus
---     after probing every status's Total, and if one status alone is still too
---     deep the listing fails up front, before the first task is yielded.
+-- A job deeper than the service pages (CurrentPage x PageSize <= 100,000)
+-- is split by TaskStatus, and the status parts together are reconciled with
+-- the job's Total the same way (a status the client does not know, or tasks
+-- moving between statuses, would otherwise drop tasks silently).
 local defaults = require("aliyun.iot.defaults")
 local errors = require("aliyun.iot.errors")
 local params = require("aliyun.iot.params")
 
-local error, ipairs, pairs, type, tostring = error, ipairs, pairs, type, tostring
-local floor, ceil = math.floor, math.ceil
-local format = string.format
+local error, ipairs, pairs, setmetatable, type, tostring = error, ipairs, pairs, setmetatable, type, tostring
+local floor, ceil, min = math.floor, math.ceil, math.min
+local format, concat = string.format, table.concat
 local yield, create, resume, costatus = coroutine.yield, coroutine.create, coroutine.resume, coroutine.status
+
+local codes = errors.codes
 
 -- coroutine.wrap, except that an error inside the coroutine is re-raised
 -- from the caller's own frame with its value untouched: inside nginx,
@@ -47,12 +55,16 @@ pager.DEFAULT_PAGE_SIZE = defaults.page_size
 pager.MAX_CONCURRENCY = defaults.max_concurrency
 -- Page requests in flight when tasks{}/pages{} get no `concurrency`.
 pager.DEFAULT_CONCURRENCY = defaults.concurrency
+pager.DEFAULT_MAX_PASSES = defaults.max_passes
+pager.MAX_PASSES = 20
 
 -- Names accepted by tasks{}/pages{} besides the API's own.
-local PAGER_OPTIONS = { concurrency = true }
+local PAGER_OPTIONS = { concurrency = true, max_passes = true, deadline = true }
+
+-- The largest count taken at face value: beyond it a double stops being exact.
+local MAX_COUNT = 2 ^ 53
 
 local function raise(err) error(err, 0) end
-
 
 -- TaskStatus as a list of statuses (the pager only): each one checked,
 -- repeats dropped. Returns the list or nil, err.
@@ -74,6 +86,14 @@ local function status_list(list)
   return out
 end
 
+local function integer_option(p, name, lo, hi)
+  local n = p[name]
+  if n ~= nil and (type(n) ~= "number" or n ~= floor(n) or n < lo or n > hi) then
+    return nil, errors.invalid(format("%s must be an integer from %d to %d, got %s", name, lo, hi, tostring(n)))
+  end
+  return true
+end
+
 --- Validate listing parameters; returns the normalized listing or nil, err.
 function pager.validate(p)
   local statuses, serr
@@ -93,165 +113,316 @@ function pager.validate(p)
       .. "(call client:ListOTATaskByJob for a single page)")
   end
   listing.PageSize = listing.PageSize or pager.DEFAULT_PAGE_SIZE
-  local n = p.concurrency
-  if n ~= nil then
-    if type(n) ~= "number" or n ~= floor(n) or n < 1 or n > pager.MAX_CONCURRENCY then
-      return nil, errors.invalid(format("concurrency must be an integer from 1 to %d, got %s",
-        pager.MAX_CONCURRENCY, tostring(n)))
-    end
-    listing.concurrency = n
+  local ok
+  ok, err = integer_option(p, "concurrency", 1, pager.MAX_CONCURRENCY)
+  if not ok then return nil, err end
+  ok, err = integer_option(p, "max_passes", 1, pager.MAX_PASSES)
+  if not ok then return nil, err end
+  local deadline = p.deadline
+  if deadline ~= nil and (type(deadline) ~= "number" or not (deadline > 0 and deadline < math.huge)) then
+    return nil, errors.invalid(format("deadline must be a positive number of seconds, got %s", tostring(deadline)))
   end
+  listing.concurrency, listing.max_passes, listing.deadline = p.concurrency, p.max_passes, deadline
   return listing
 end
 
 local function too_deep(listing, status, total, reachable)
   local part = status and ("with TaskStatus=" .. status) or "in total"
-  return errors.new(errors.codes.DEPTH_CAP_EXCEEDED, format(
+  return errors.new(codes.DEPTH_CAP_EXCEEDED, format(
     "JobId %s has %d tasks %s, but the service pages only the first %d "
     .. "(CurrentPage x PageSize <= %d); narrow the listing with DeviceNames",
     listing.JobId, total, part, reachable, params.MAX_DEPTH), { retryable = false })
 end
 
--- The last page number a response promises, from PageCount, else Total.
-local function last_page_of(page, page_no, page_size)
-  if type(page.PageCount) == "number" then return page.PageCount end
-  if type(page.Total) == "number" then return ceil(page.Total / page_size) end
-  -- Neither: a short page is the last one.
-  return #page.tasks < page_size and page_no or page_no + 1
+local function bad_page(message)
+  return errors.new(codes.BAD_RESPONSE, message, { retryable = false })
 end
 
---- Walk a listing, calling `emit(page)` for each page in order.
--- `fetch_all(list, each)` performs the ListOTATaskByJob calls of `list` (each
--- a parameter table as for that method) and calls `each(page)` in list
--- order, raising the first failure (in that order) after the pages before
--- it; `each` returning false means the rest are not wanted.
-local function walk(listing, emit, fetch_all)
-  local job, instance, page_size = listing.JobId, listing.IotInstanceId, listing.PageSize
-
-  local names = listing.DeviceNames
-  if names then
-    local step = params.MAX_DEVICE_NAMES
-    local calls = {}
-    for first = 1, #names, step do
-      local chunk = {}
-      for i = first, math.min(first + step - 1, #names) do chunk[#chunk + 1] = names[i] end
-      calls[#calls + 1] = { JobId = job, IotInstanceId = instance, TaskStatus = listing.TaskStatus,
-                            DeviceNames = chunk }
-    end
-    local k = 0
-    fetch_all(calls, function(p)
-      k = k + 1
-      p.last_in_part = k == #calls
-      emit(p)
-    end)
-    return
-  end
-
-  local max_pages = floor(params.MAX_DEPTH / page_size)
-  local reachable = max_pages * page_size
-
-  local function page_call(status, page_no, size)
-    return { JobId = job, IotInstanceId = instance, TaskStatus = status,
-             PageSize = size or page_size, CurrentPage = page_no }
-  end
-  local function fetch_page(status, page_no, size)
-    local page
-    fetch_all({ page_call(status, page_no, size) }, function(p) page = p end)
-    return page
-  end
-
-  -- Pages 2.. of a part, in batches up to the last page the latest page
-  -- promises (the same stop rules as one page after the other: an empty
-  -- page or a page at or past the promised last one ends the part).
-  local function is_last(p, page_no)
-    return page_no >= last_page_of(p, page_no, page_size) or #p.tasks == 0
-  end
-
-  local function walk_pages(status, page)
-    local page_no = 1
-    page.last_in_part = is_last(page, 1)
-    emit(page)
-    while true do
-      local last = last_page_of(page, page_no, page_size)
-      if page_no >= last or #page.tasks == 0 then return end
-      if page_no + 1 > max_pages then
-        -- The job grew past the cap while we paged: say so rather than stop short.
-        raise(too_deep(listing, status, page.Total or reachable + 1, reachable))
-      end
-      local calls = {}
-      for n = page_no + 1, math.min(last, max_pages) do calls[#calls + 1] = page_call(status, n) end
-      local done = false
-      fetch_all(calls, function(p)
-        page_no, page = page_no + 1, p
-        p.last_in_part = is_last(p, page_no)
-        emit(p)
-        if p.last_in_part then
-          done = true
-          return false
-        end
-      end)
-      if done then return end
-    end
-  end
-
-  local first = fetch_page(listing.TaskStatus, 1)
-  local total = first.Total or 0
-  if total <= reachable then return walk_pages(listing.TaskStatus, first) end
-  if listing.TaskStatus then raise(too_deep(listing, listing.TaskStatus, total, reachable)) end
-
-  -- Too deep as a whole: probe each status with one-task pages first, so the
-  -- caller hears about a part that can never be listed before any task.
-  local parts, probes = {}, {}
-  for i, status in ipairs(params.TASK_STATUSES) do probes[i] = page_call(status, 1, 1) end
-  local k = 0
-  fetch_all(probes, function(probe)
-    k = k + 1
-    local status, n = params.TASK_STATUSES[k], probe.Total or 0
-    if n > reachable then raise(too_deep(listing, status, n, reachable)) end
-    if n > 0 then parts[#parts + 1] = status end
-  end)
-  for _, status in ipairs(parts) do
-    walk_pages(status, fetch_page(status, 1))
-  end
+local function valid_count(v)
+  return type(v) == "number" and v >= 0 and v <= MAX_COUNT and floor(v) == v
 end
 
--- Drop tasks already seen (pages shift while tasks change status); copies
--- the page's task array only when there is something to drop.
-local function dedup(page, seen)
-  local tasks = page.tasks
-  local kept
+-- check(page, p) for fetch_all: what makes a page unusable, inside the
+-- attempt (so a read is retried): counts that are not counts, and a page
+-- that answers for another page than the one asked (a cache or proxy).
+local function check_page(page, p)
+  for _, field in ipairs({ "Total", "PageCount", "CurrentPage", "PageSize" }) do
+    local v = page[field]
+    if v ~= nil and not valid_count(v) then
+      return nil, bad_page(format("%s in the response is not a count: %s", field, tostring(v)))
+    end
+  end
+  local asked = p.CurrentPage
+  if asked ~= nil then
+    if page.Total == nil then
+      return nil, bad_page("a page of the listing has no Total: the pager cannot tell when it is complete")
+    end
+    if page.CurrentPage ~= nil and page.CurrentPage ~= asked then
+      return nil, bad_page(format("asked for page %d, the response is page %d", asked, page.CurrentPage))
+    end
+  end
+  return true
+end
+pager.check_page = check_page
+
+-- ---- one listing ---------------------------------------------------------
+
+local Walk = {}
+Walk.__index = Walk
+
+local function describe_part(w, status, names)
+  local out = { "JobId " .. w.listing.JobId }
+  if status then out[#out + 1] = "TaskStatus=" .. status end
+  if names then out[#out + 1] = format("DeviceNames %s..%s (%d)", names[1], names[#names], #names) end
+  return concat(out, ", ")
+end
+
+local function incomplete(part, expected, got, passes, hint)
+  return errors.new(codes.INCOMPLETE_LISTING, format(
+    "%s: the service says %d tasks, %d distinct tasks were listed after %d pass%s%s",
+    part, expected, got, passes, passes == 1 and "" or "es", hint or ""),
+    { retryable = true, expected = expected, got = got, part = part, passes = passes })
+end
+
+--- Take a page's tasks into the listing: the tasks not yielded before are
+-- handed out. Counts, for the part walked under pass `token`, the tasks it
+-- has not seen in an earlier pass (part.distinct) and the repeats within
+-- this pass (the pages moved). The ledger, shared by every part of the
+-- listing, marks each TaskId with the pass that saw it last: a mark below
+-- the part's first pass was seen in another part.
+function Walk:take(page, part, token)
+  local ledger = self.ledger
+  local seen, tasks = ledger.seen, page.tasks
+  local kept, repeats, new = nil, 0, 0
   for i = 1, #tasks do
     local task = tasks[i]
     local id = task.TaskId
-    if id ~= nil and seen[id] then
+    local mark = id ~= nil and seen[id] or nil
+    if mark == nil then
+      if id ~= nil then
+        seen[id] = token
+        part.distinct = part.distinct + 1
+      end
+      new = new + 1
+      if kept then kept[#kept + 1] = task end
+    else
       if not kept then
         kept = {}
         for j = 1, i - 1 do kept[j] = tasks[j] end
       end
-    else
-      if id ~= nil then seen[id] = true end
-      if kept then kept[#kept + 1] = task end
+      if mark < part.first_token then
+        part.distinct = part.distinct + 1
+      elseif mark == token then
+        repeats = repeats + 1
+      end
+      seen[id] = token
     end
   end
   if kept then page.tasks = kept end
+  ledger.yielded = ledger.yielded + new
+  part.repeats = part.repeats + repeats
   return page
+end
+
+function Walk:next_token()
+  local ledger = self.ledger
+  ledger.token = ledger.token + 1
+  return ledger.token
+end
+
+function Walk:new_part()
+  return { distinct = 0, repeats = 0, passes = 0, moved = false, first_token = self.ledger.token + 1 }
+end
+
+-- One pass over a paged part: page 1 alone, then the pages its Total
+-- promises, in batches, until the page the latest Total promises last.
+-- Returns the latest Total, and true when the part is the whole job and too
+-- deep to page (nothing was taken then: the caller splits by TaskStatus).
+function Walk:pass_over(part, status)
+  local token = self:next_token()
+  local listing, page_size, max_pages = self.listing, self.listing.PageSize, self.max_pages
+  local reachable = max_pages * page_size
+  local total, first_total, split
+  local page_no, last = 0, 1
+  while page_no < last do
+    local calls = {}
+    for n = page_no + 1, min(last, max_pages) do
+      calls[#calls + 1] = { JobId = listing.JobId, IotInstanceId = listing.IotInstanceId, TaskStatus = status,
+                            PageSize = page_size, CurrentPage = n }
+    end
+    self.fetch_all(calls, function(page)
+      page_no = page_no + 1
+      total = page.Total
+      first_total = first_total or total
+      last = ceil(total / page_size)
+      if total > reachable then
+        -- Too deep: the whole job is split by status; a status part (or a
+        -- part that grew past the cap while we paged) fails, rather than
+        -- end short.
+        if status == nil and page_no == 1 then
+          split = true
+          return false
+        end
+        raise(too_deep(listing, status, total, reachable))
+      end
+      page.last_in_part = page_no >= last
+      page.pass = part.passes + 1
+      self.emit(self:take(page, part, token))
+    end, check_page)
+    if split then return total, true end
+  end
+  if total ~= first_total then part.moved = true end
+  return total
+end
+
+-- A paged part (the whole job, or one TaskStatus): walked until its
+-- distinct tasks reach its latest Total and a pass saw nothing move.
+function Walk:paged_part(status)
+  local part = self:new_part()
+  local max_passes = self.listing.max_passes or pager.DEFAULT_MAX_PASSES
+  local ledger = self.ledger
+  while true do
+    local yielded_before = ledger.yielded
+    part.repeats, part.moved = 0, false
+    local total, too_deep_whole = self:pass_over(part, status)
+    if too_deep_whole then return nil, total end
+    part.passes = part.passes + 1
+    local complete = part.distinct >= total
+    local settled = part.repeats == 0 and not part.moved
+    -- A re-walk that found nothing new confirms a part that moved.
+    if complete and (settled or (part.passes > 1 and ledger.yielded == yielded_before)) then
+      return part.distinct, total
+    end
+    if part.passes >= max_passes then
+      if complete then return part.distinct, total end
+      raise(incomplete(describe_part(self, status), total, part.distinct, part.passes))
+    end
+  end
+end
+
+-- DeviceNames: chunks of 50 (the per-call limit), one call each (the service
+-- ignores paging when names are given); a chunk whose Total is above what
+-- it listed is asked again.
+function Walk:device_chunks(status)
+  local names, step = self.listing.DeviceNames, params.MAX_DEVICE_NAMES
+  local unique, seen_name = {}, {}
+  for _, name in ipairs(names) do
+    if not seen_name[name] then
+      seen_name[name] = true
+      unique[#unique + 1] = name
+    end
+  end
+  local chunks = {}
+  for first = 1, #unique, step do
+    local chunk = {}
+    for i = first, min(first + step - 1, #unique) do chunk[#chunk + 1] = unique[i] end
+    chunks[#chunks + 1] = chunk
+  end
+  local max_passes = self.listing.max_passes or pager.DEFAULT_MAX_PASSES
+  local pending = {}
+  for i = 1, #chunks do
+    pending[i] = { chunk = chunks[i], part = self:new_part() }
+  end
+  while #pending > 0 do
+    local token = self:next_token()
+    local calls = {}
+    for i, entry in ipairs(pending) do
+      calls[i] = { JobId = self.listing.JobId, IotInstanceId = self.listing.IotInstanceId, TaskStatus = status,
+                   DeviceNames = entry.chunk }
+    end
+    local k, again = 0, {}
+    self.fetch_all(calls, function(page)
+      k = k + 1
+      local entry = pending[k]
+      local part = entry.part
+      part.passes = part.passes + 1
+      page.last_in_part = k == #pending
+      page.pass = part.passes
+      self.emit(self:take(page, part, token))
+      local total = page.Total
+      if total ~= nil and part.distinct < total then
+        if part.passes >= max_passes then
+          raise(incomplete(describe_part(self, status, entry.chunk), total, part.distinct, part.passes))
+        end
+        again[#again + 1] = entry
+      end
+    end, check_page)
+    pending = again
+  end
+end
+
+local UNKNOWN_STATUS_HINT = " (tasks in a status the client does not list: %s are listed one by one; "
+  .. "or tasks moving between statuses faster than the listing)"
+
+-- A job too deep to page as a whole: each status as its own part, then the
+-- parts together reconciled with the job's Total.
+function Walk:by_status()
+  local max_passes = self.listing.max_passes or pager.DEFAULT_MAX_PASSES
+  local ledger = self.ledger
+  local start, rounds = ledger.yielded, 0
+  while true do
+    rounds = rounds + 1
+    local before = ledger.yielded
+    for _, status in ipairs(params.TASK_STATUSES) do self:paged_part(status) end
+    -- The job's Total now, from a one-task page (its Total counts every status).
+    local probe
+    self.fetch_all({ { JobId = self.listing.JobId, IotInstanceId = self.listing.IotInstanceId,
+                       PageSize = 1, CurrentPage = 1 } }, function(page) probe = page end, check_page)
+    local job_total = probe.Total
+    local got = ledger.yielded - start
+    if got >= job_total then return end
+    if rounds >= max_passes or ledger.yielded == before then
+      raise(incomplete(describe_part(self) .. " (split by TaskStatus)", job_total, got, rounds,
+        format(UNKNOWN_STATUS_HINT, concat(params.TASK_STATUSES, ", "))))
+    end
+  end
+end
+
+function Walk:run()
+  local listing = self.listing
+  if listing.DeviceNames then return self:device_chunks(listing.TaskStatus) end
+  if self:paged_part(listing.TaskStatus) == nil then
+    -- Too deep as a whole: probe every status first, so the caller hears
+    -- about a part that can never be listed before any task.
+    local reachable = self.max_pages * listing.PageSize
+    local probes = {}
+    for i, s in ipairs(params.TASK_STATUSES) do
+      probes[i] = { JobId = listing.JobId, IotInstanceId = listing.IotInstanceId, TaskStatus = s,
+                    PageSize = 1, CurrentPage = 1 }
+    end
+    local k = 0
+    self.fetch_all(probes, function(probe)
+      k = k + 1
+      if probe.Total > reachable then raise(too_deep(listing, params.TASK_STATUSES[k], probe.Total, reachable)) end
+    end, check_page)
+    return self:by_status()
+  end
+end
+
+local function new_walk(listing, fetch_all, emit, ledger)
+  return setmetatable({
+    listing = listing, fetch_all = fetch_all, emit = emit, ledger = ledger,
+    max_pages = floor(params.MAX_DEPTH / listing.PageSize),
+  }, Walk)
 end
 
 -- The listing's parts: one walk per status of a TaskStatus list, else one.
 -- Each page carries `part` = { TaskStatus = status or nil, index = i,
--- count = n } (which of the listing's parts it belongs to) and
--- `last_in_part` (no more pages of that part will follow).
+-- count = n } (which of the listing's parts it belongs to), `pass` (1, or
+-- more when the part is walked again) and `last_in_part` (no more pages of
+-- that pass follow).
 local function walk_all(listing, emit, fetch_all)
   local statuses = listing.statuses or { listing.TaskStatus or false }
+  local ledger = { seen = {}, token = 0, yielded = 0 }
   for i, status in ipairs(statuses) do
     local part = {}
     for k, v in pairs(listing) do part[k] = v end
     part.statuses, part.TaskStatus = nil, status or nil
     local label = { TaskStatus = part.TaskStatus, index = i, count = #statuses }
-    walk(part, function(page)
+    new_walk(part, fetch_all, function(page)
       page.part = label
       emit(page)
-    end, fetch_all)
+    end, ledger):run()
   end
 end
 
@@ -259,17 +430,15 @@ end
 -- `listing` must come from pager.validate.
 function pager.pages(listing, fetch_all)
   return wrap(function()
-    local seen = {}
-    walk_all(listing, function(page) yield(dedup(page, seen)) end, fetch_all)
+    walk_all(listing, function(page) yield(page) end, fetch_all)
   end)
 end
 
 --- Iterator over tasks.
 function pager.tasks(listing, fetch_all)
   return wrap(function()
-    local seen = {}
     walk_all(listing, function(page)
-      local tasks = dedup(page, seen).tasks
+      local tasks = page.tasks
       for i = 1, #tasks do yield(tasks[i]) end
     end, fetch_all)
   end)

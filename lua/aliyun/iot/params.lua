@@ -256,6 +256,26 @@ function params.flatten(action, p)
   return flat
 end
 
+--- Reads and writes. A read may be sent again after any transient
+-- failure; a write only when it provably never reached the service (the
+-- gateway sees a re-signed copy as a new request and would execute it
+-- again). The rule: an action is a read when its name starts with one of
+-- READ_PREFIXES followed by an upper-case letter (ListOTATaskByJob,
+-- QueryOTAJob, QueryDevice, GetThingTopo, BatchQueryDeviceDetail, ...);
+-- every other action is a write (Cancel*, Reupgrade*, Confirm*, Create*,
+-- Update*, Delete*, Generate*, Batch* that is not BatchGet/BatchQuery, ...),
+-- because treating a read as a write costs a retry while treating a write as
+-- a read can run it twice. client:call(action, p, { idempotent = true })
+-- overrides the rule for one call.
+params.READ_PREFIXES = { "List", "Query", "Get", "Describe", "BatchQuery", "BatchGet" }
+
+function params.is_read(action)
+  for _, prefix in ipairs(params.READ_PREFIXES) do
+    if action:sub(1, #prefix) == prefix and action:find("^%u", #prefix + 1) then return true end
+  end
+  return false
+end
+
 --- Validate (where rules exist) and flatten the parameters of one call.
 function params.for_action(action, p)
   local specific = params[action]

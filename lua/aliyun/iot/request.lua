@@ -8,11 +8,13 @@
 local core = require("aliyun.iot.core")
 local defaults = require("aliyun.iot.defaults")
 local errors = require("aliyun.iot.errors")
+local params = require("aliyun.iot.params")
 
 local pairs, setmetatable, tostring = pairs, setmetatable, tostring
 local format, match, gsub = string.format, string.match, string.gsub
 local min, random = math.min, math.random
 local sign_v1, sign_v3, percent_encode = core.sign_v1, core.sign_v3, core.percent_encode
+local codes = errors.codes
 
 local request = {}
 
@@ -164,22 +166,88 @@ request.REQUEST_ID_HEADER = REQUEST_ID_HEADER
 
 --- The context of one call across its attempts.
 -- Fields: state (the client's), action, params (flat API parameters),
--- decode(body, status), attempt (attempts sent so far), started (monotonic
--- time of the first), skew_corrected (the clock was corrected once already).
-function request.call(state, action, api_params, decode)
-  return { state = state, action = action, params = api_params, decode = decode,
-           attempt = 0, started = nil, skew_corrected = false }
+-- decode(body, status), read (may be sent again after any transient
+-- failure; see params.is_read), attempt (attempts sent so far), started
+-- (monotonic time of the first), deadline_at (monotonic time by which the
+-- call must be over, or nil), skew_corrected (the clock was corrected once
+-- already), fresh (the next attempt must go out on a new connection).
+-- opts: idempotent (overrides the read/write rule), deadline_at (a
+-- listing's own deadline, on top of the client's per-call one).
+function request.call(state, action, api_params, decode, opts)
+  local idempotent = opts and opts.idempotent
+  if idempotent == nil then idempotent = params.is_read(action) end
+  return { state = state, action = action, params = api_params, decode = decode, read = idempotent,
+           attempt = 0, started = nil, deadline_at = opts and opts.deadline_at,
+           skew_corrected = false, fresh = not idempotent }
+end
+
+local function deadline_passed(call)
+  return errors.new(codes.TIMEOUT, format("the %s deadline passed before the call could be sent",
+    call.state.deadline and format("%g s", call.state.deadline) or "listing's"), { retryable = false })
 end
 
 --- Sign the next attempt of `call` at monotonic time `now`, with `creds`
 -- (or the client's current credentials). Returns req, creds or nil, err.
+-- req.timeout is what the deadline leaves of the client's timeout; req.fresh
+-- asks the transport for a new connection: always for a write (libcurl
+-- re-sends a request by itself when a reused connection fails before any
+-- answer, and the gateway would execute the copy), and for a read after a
+-- reset or a SignatureNonceUsed (a server may reset every reused connection).
 function request.next_attempt(call, now, creds)
+  local state = call.state
+  if not call.started then
+    call.started = now
+    if state.deadline and not (call.deadline_at and call.deadline_at < now + state.deadline) then
+      call.deadline_at = now + state.deadline
+    end
+  end
+  local timeout = state.timeout or defaults.timeout
+  if call.deadline_at then
+    local left = call.deadline_at - now
+    if left <= 0 then return nil, deadline_passed(call) end
+    if left < timeout then timeout = left end
+  end
   local req
-  req, creds = request.prepare(call.state, call.action, call.params, creds)
+  req, creds = request.prepare(state, call.action, call.params, creds)
   if not req then return nil, creds end
   call.attempt = call.attempt + 1
-  call.started = call.started or now
+  req.timeout, req.fresh = timeout, call.fresh
   return req, creds
+end
+
+-- Transport failures that prove the request never left: no name, no
+-- connection, no TLS session (libcurl's codes; the resty transport says
+-- request_sent = false itself).
+local NOT_SENT_CURL = { [5] = true, [6] = true, [7] = true, [35] = true }
+local function never_sent(err)
+  if err.request_sent == false then return true end
+  return err.curl_code ~= nil and NOT_SENT_CURL[err.curl_code] == true
+end
+
+local function is_transport_failure(err)
+  return err.http_status == nil or err.http_status == 0
+end
+
+-- A read is also sent again after a malformed or truncated answer and after
+-- SignatureNonceUsed (libcurl's silent re-send of the same bytes met the
+-- nonce the first copy had left at the gateway); re-signed, it is new.
+local READ_RETRYABLE = { [codes.BAD_RESPONSE] = true, SignatureNonceUsed = true }
+
+-- Whether a failed write may still have been carried out by the service.
+local function maybe_executed(err)
+  local code = err.code
+  if code == codes.INVALID_ARGUMENT or code == codes.MISSING_CREDENTIALS then return false end
+  if is_transport_failure(err) then return not never_sent(err) end
+  local status = err.http_status
+  return status >= 500 or code == codes.BAD_RESPONSE or code == codes.HTTP_ERROR or code == "SignatureNonceUsed"
+end
+
+-- Whether `err` may be retried for this call, at all.
+local function may_retry(call, err)
+  if call.read then return err.retryable or READ_RETRYABLE[err.code] == true end
+  -- A write: only what provably never reached the service.
+  if match(err.code, "^Throttling") then return true end
+  return is_transport_failure(err) and never_sent(err)
 end
 
 --- After a failed attempt: whether and when to try `call` again.
@@ -187,14 +255,18 @@ end
 -- is what stopped it, the reason. An InvalidTimeStamp.Expired answer with a
 -- Date header carries err.clock_offset (set by settle); with
 -- correct_clock_skew the first such answer of a call is retried at once,
--- outside max_retries, once settle has corrected the clock.
+-- outside max_retries, once settle has corrected the clock (the gateway
+-- refused it before anything ran, so this holds for writes too).
 function request.retry_after(call, err, now)
   local state = call.state
   if err.clock_offset and state.correct_clock_skew and not call.skew_corrected then return 0 end
-  if not err.retryable or call.attempt > (state.max_retries or request.DEFAULT_MAX_RETRIES) then return nil end
+  if not may_retry(call, err) or call.attempt > (state.max_retries or request.DEFAULT_MAX_RETRIES) then
+    return nil
+  end
   local delay = backoff(call.attempt, err)
-  if state.deadline and now + delay - call.started > state.deadline then
-    return nil, format("gave up: the %g s deadline would pass before the next attempt", state.deadline)
+  if call.deadline_at and now + delay > call.deadline_at then
+    return nil, format("gave up: the %s deadline would pass before the next attempt",
+      state.deadline and format("%g s", state.deadline) or "listing's")
   end
   return delay
 end
@@ -228,11 +300,17 @@ function request.settle(call, creds, r, now)
   if call.attempt > 1 then err.attempts = call.attempt end
   local state = call.state
   if err.code == "InvalidTimeStamp.Expired" then note_clock_offset(state, err, headers) end
+  if not call.read and maybe_executed(err) then
+    err.maybe_executed = true
+    err.message = format("%s [%s may have been carried out: check its effect before sending it again]",
+      tostring(err.message), call.action)
+  end
   local delay, why = request.retry_after(call, err, now)
   if delay == nil then
     if why then err.message = format("%s [%s]", tostring(err.message), why) end
     return nil, err
   end
+  if is_transport_failure(err) or err.code == "SignatureNonceUsed" then call.fresh = true end
   if err.clock_offset and state.correct_clock_skew and not call.skew_corrected then
     state.clock_offset = (state.clock_offset or 0) + err.clock_offset
     call.skew_corrected = true
