@@ -41,6 +41,7 @@ build = {
       ["aliyun.iot.request"] = "lua/aliyun/iot/request.lua",
       ["aliyun.iot.pager"] = "lua/aliyun/iot/pager.lua",
       ["aliyun.iot.credentials"] = "lua/aliyun/iot/credentials.lua",
+      ["aliyun.iot.time"] = "lua/aliyun/iot/time.lua",
       ["aliyun.iot.limiter"] = "lua/aliyun/iot/limiter.lua",
       ["aliyun.iot.concurrent"] = "lua/aliyun/iot/concurrent.lua",
       ["aliyun.iot.transport"] = "lua/aliyun/iot/transport/init.lua",
