@@ -24,15 +24,15 @@
 -- Nothing here does I/O at require time; chain() reads files, and only an ECS provider's
 -- get() talks to the network.
 local errors = require("aliyun.iot.errors")
+local time = require("aliyun.iot.time")
 local cjson = require("cjson.safe").new()
 
 local type, tostring, tonumber, ipairs = type, tostring, tonumber, ipairs
 local setmetatable, error, rawget = setmetatable, error, rawget
 local format, match, gsub, sub, find, lower = string.format, string.match, string.gsub,
   string.sub, string.find, string.lower
-local floor = math.floor
 local concat = table.concat
-local open, getenv, time = io.open, os.getenv, os.time
+local open, getenv, os_time = io.open, os.getenv, os.time
 
 local codes = errors.codes
 
@@ -157,32 +157,8 @@ end
 ------------------------------------------------------------------------------
 -- ECS RAM role through the instance metadata service
 
--- "2026-11-26T12:00:00Z" (fractional seconds and a numeric offset tolerated) to epoch
--- seconds, without os.time, which would read the local time zone.
-local function parse_iso8601(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec, rest = match(s, "^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(.*)$")
-  if not y then return nil end
-  rest = gsub(rest, "^%.%d+", "")
-  local offset
-  if rest == "Z" or rest == "z" then
-    offset = 0
-  else
-    local sign, oh, om = match(rest, "^([%+%-])(%d%d):?(%d%d)$")
-    if not sign then return nil end
-    offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "-" and -1 or 1)
-  end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  if mo < 1 or mo > 12 or d < 1 or d > 31 then return nil end
-  -- Days from 1970-01-01 (Howard Hinnant's days_from_civil).
-  if mo <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local doy = floor((153 * (mo > 2 and mo - 3 or mo + 9) + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) - offset
-end
+-- "2026-11-26T12:00:00Z" to epoch seconds (aliyun.iot.time), kept under its old name.
+local parse_iso8601 = time.iso8601_epoch
 credentials.parse_iso8601 = parse_iso8601
 
 local function valid_role(role)
@@ -304,7 +280,7 @@ local function ecs_provider(opts, role, region)
                            region = nonempty(region) }, Provider)
   private[p] = {
     fetch = get_ecs, role = role, metadata_url = base, http = opts.http,
-    clock = opts.clock or time, margin = margin,
+    clock = opts.clock or os_time, margin = margin,
   }
   return p
 end
