@@ -24,11 +24,14 @@
 -- Nothing here does I/O at require time; chain() reads files, and only an ECS provider's
 -- get() talks to the network.
 local errors = require("aliyun.iot.errors")
+local common = require("aliyun.iot.credentials.common")
+local keys = require("aliyun.iot.credentials.keys")
+local provider = require("aliyun.iot.credentials.provider")
 local time = require("aliyun.iot.time")
 local cjson = require("cjson.safe").new()
 
 local type, tostring, tonumber, ipairs = type, tostring, tonumber, ipairs
-local setmetatable, error, rawget = setmetatable, error, rawget
+local error = error
 local format, match, gsub, sub, find, lower = string.format, string.match, string.gsub,
   string.sub, string.find, string.lower
 local concat = table.concat
@@ -49,6 +52,8 @@ local ENV_PROFILE = "ALIBABA_CLOUD_PROFILE"
 local ENV_CONFIG_FILE = "ALIBABA_CLOUD_CONFIG_FILE"
 local ENV_CREDENTIALS_FILE = "ALIBABA_CLOUD_CREDENTIALS_FILE"
 local ENV_ECS_ROLE = "ALIBABA_CLOUD_ECS_METADATA"
+-- The variable that holds each part of the pair.
+local ENV_VAR = { access_key_id = ENV_ID, access_key_secret = ENV_SECRET }
 
 local TOKEN_TTL_HEADER = "X-aliyun-ecs-metadata-token-ttl-seconds"
 local TOKEN_HEADER = "X-aliyun-ecs-metadata-token"
@@ -64,40 +69,8 @@ local KNOWN_INI_KEYS = {
   private_key_file = true, bearer_token = true,
 }
 
-------------------------------------------------------------------------------
--- Errors
-
-local function missing(message)
-  return nil, errors.new(codes.MISSING_CREDENTIALS, message, { retryable = false })
-end
-
-local function invalid(message)
-  return nil, errors.new(codes.INVALID_ARGUMENT, message, { retryable = false })
-end
-
-------------------------------------------------------------------------------
--- Small helpers
-
-local function nonempty(v)
-  if type(v) == "string" and v ~= "" then return v end
-  return nil
-end
-
-local function trim(s)
-  return (gsub(s, "^%s+", ""):gsub("%s+$", ""))
-end
-
-local function mask(id)
-  if type(id) ~= "string" then return "(not fetched yet)" end
-  if #id <= 8 then return "****" end
-  return sub(id, 1, 4) .. "****" .. sub(id, -4)
-end
-
--- A short identifier-like value (a mode, a type) that is safe to quote in a message.
-local function quotable(v)
-  if type(v) == "string" and #v <= 40 and match(v, "^[%w_%-%.]+$") then return format("%q", v) end
-  return "(unrecognised value)"
-end
+local missing, invalid = common.missing, common.invalid
+local nonempty, trim, quotable = common.nonempty, common.trim, common.quotable
 
 -- Read a whole file. Returns text, or nil, "missing" | "unreadable", message.
 local function read_file(path)
@@ -111,47 +84,6 @@ local function read_file(path)
   if not text then return nil, "unreadable", format("%s: %s", path, tostring(rmsg)) end
   if sub(text, 1, 3) == "\239\187\191" then text = sub(text, 4) end -- UTF-8 BOM
   return text
-end
-
-------------------------------------------------------------------------------
--- Providers
-
-local Provider = {}
-Provider.__index = Provider
-Provider.__name = "aliyun.iot.Credentials"
-
--- Secrets live here, keyed by provider, never in the provider table: pairs(provider)
--- or a table dump cannot show them.
-local private = setmetatable({}, { __mode = "k" })
-
-function Provider:__tostring()
-  local state = private[self]
-  local creds = state and (state.static or state.cached)
-  return format("aliyun.iot.Credentials (%s, AccessKeyId %s)", tostring(self.source),
-    mask(creds and creds.access_key_id))
-end
-
-local function state_of(self)
-  local state = type(self) == "table" and rawget(private, self)
-  if not state then
-    error("bad self to 'get' (aliyun.iot.Credentials expected; call it as provider:get())", 3)
-  end
-  return state
-end
-
---- The credentials: { access_key_id, access_key_secret, security_token } or nil, err.
-function Provider:get()
-  local state = state_of(self)
-  if state.static then return state.static end
-  return state.fetch(self, state)
-end
-
-local function static_provider(source, region, id, secret, token)
-  local p = setmetatable({ source = source, region = nonempty(region) }, Provider)
-  private[p] = {
-    static = { access_key_id = id, access_key_secret = secret, security_token = nonempty(token) },
-  }
-  return p
 end
 
 ------------------------------------------------------------------------------
@@ -231,28 +163,14 @@ local function fetch_ecs(self, state)
   if doc.Code ~= "Success" then
     return nil, bad_response(format("GET %s returned Code %s instead of \"Success\"", path, quotable(doc.Code)))
   end
-  local id, secret, sts = nonempty(doc.AccessKeyId), nonempty(doc.AccessKeySecret), nonempty(doc.SecurityToken)
-  if not (id and secret and sts) then
+  local creds = keys.check(doc.AccessKeyId, doc.AccessKeySecret, doc.SecurityToken, true)
+  if not creds then
     return nil, bad_response(format("GET %s returned no AccessKeyId, AccessKeySecret and SecurityToken", path))
   end
-  local expiration = parse_iso8601(doc.Expiration)
-  if not expiration then
+  creds.expiration = parse_iso8601(doc.Expiration)
+  if not creds.expiration then
     return nil, bad_response(format("GET %s returned an Expiration that is not an ISO 8601 time", path))
   end
-  return { access_key_id = id, access_key_secret = secret, security_token = sts, expiration = expiration }
-end
-
-local function get_ecs(self, state)
-  local now = state.clock()
-  local cached = state.cached
-  if cached and now < cached.expiration - state.margin then return cached end
-  local creds, err = fetch_ecs(self, state)
-  if not creds then
-    -- A metadata hiccup inside the refresh margin: the old keys are still good.
-    if cached and now < cached.expiration then return cached end
-    return nil, err
-  end
-  state.cached = creds
   return creds
 end
 
@@ -276,13 +194,10 @@ local function ecs_provider(opts, role, region)
   if opts.clock ~= nil and type(opts.clock) ~= "function" then
     return invalid("clock must be a function returning epoch seconds")
   end
-  local p = setmetatable({ source = role and ("ecs-ram-role:" .. role) or "ecs-ram-role",
-                           region = nonempty(region) }, Provider)
-  private[p] = {
-    fetch = get_ecs, role = role, metadata_url = base, http = opts.http,
+  return provider.refreshing(role and ("ecs-ram-role:" .. role) or "ecs-ram-role", region, {
+    fetch = fetch_ecs, role = role, metadata_url = base, http = opts.http,
     clock = opts.clock or os_time, margin = margin,
-  }
-  return p
+  })
 end
 
 ------------------------------------------------------------------------------
@@ -325,15 +240,11 @@ local function from_cli_profile(p, name, path, opts)
   local mode = nonempty(p.mode) or "AK"
   local region = p.region_id
   if mode == "AK" or mode == "StsToken" then
-    local id, secret = nonempty(p.access_key_id), nonempty(p.access_key_secret)
-    if not id then return missing(where .. " has no access_key_id") end
-    if not secret then return missing(where .. " has no access_key_secret") end
-    local token
-    if mode == "StsToken" then
-      token = nonempty(p.sts_token)
-      if not token then return missing(where .. " (mode StsToken) has no sts_token") end
-    end
-    return static_provider(source, region, id, secret, token)
+    local sts = mode == "StsToken"
+    local creds, absent = keys.check(p.access_key_id, p.access_key_secret, sts and p.sts_token, sts)
+    if absent == "security_token" then return missing(where .. " (mode StsToken) has no sts_token") end
+    if not creds then return missing(where .. " has no " .. absent) end
+    return provider.static(source, region, creds)
   elseif mode == "EcsRamRole" then
     return ecs_provider(opts, nonempty(p.ram_role_name), region)
   end
@@ -408,15 +319,12 @@ local function from_ini_section(s, name, path, opts)
   if not kind then return missing(where .. " has no type (e.g. type = access_key)") end
   local region = s.region_id
   if kind == "access_key" or kind == "sts" then
-    local id, secret = nonempty(s.access_key_id), nonempty(s.access_key_secret)
-    if not id then return missing(where .. " has no access_key_id") end
-    if not secret then return missing(where .. " has no access_key_secret") end
-    local token
-    if kind == "sts" then
-      token = nonempty(s.security_token) or nonempty(s.sts_token)
-      if not token then return missing(where .. " (type sts) has no security_token") end
-    end
-    return static_provider(source, region, id, secret, token)
+    local sts = kind == "sts"
+    local creds, absent = keys.check(s.access_key_id, s.access_key_secret,
+      sts and (nonempty(s.security_token) or s.sts_token), sts)
+    if absent == "security_token" then return missing(where .. " (type sts) has no security_token") end
+    if not creds then return missing(where .. " has no " .. absent) end
+    return provider.static(source, region, creds)
   elseif kind == "ecs_ram_role" then
     return ecs_provider(opts, nonempty(s.role_name), region)
   end
@@ -469,14 +377,12 @@ function credentials.chain(opts, env)
   -- 1. Options.
   local id, secret, token = opts.access_key_id, opts.access_key_secret, opts.security_token
   if id ~= nil or secret ~= nil then
-    if not nonempty(id) then return missing("option access_key_id is missing or empty (access_key_secret is set)") end
-    if not nonempty(secret) then
-      return missing("option access_key_secret is missing or empty (access_key_id is set)")
-    end
+    local creds, absent, other = keys.check(id, secret, token)
+    if not creds then return missing(format("option %s is missing or empty (%s is set)", absent, other)) end
     if opts.role_name ~= nil or opts.profile ~= nil then
       return invalid("pass access keys, role_name or profile, not several: each chooses the credentials")
     end
-    return static_provider("options", nil, id, secret, token)
+    return provider.static("options", nil, creds)
   end
   if nonempty(token) then
     return missing("option security_token needs access_key_id and access_key_secret (the STS key pair)")
@@ -492,12 +398,13 @@ function credentials.chain(opts, env)
   -- 2. Environment, unless a profile was chosen in the options.
   if opts.profile == nil then
     local eid, esecret = nonempty(env(ENV_ID)), nonempty(env(ENV_SECRET))
-    if eid and esecret then
-      return static_provider("environment", nil, eid, esecret, env(ENV_TOKEN))
-    elseif eid then
-      return missing(ENV_ID .. " is set but " .. ENV_SECRET .. " is missing or empty")
-    elseif esecret then
-      return missing(ENV_SECRET .. " is set but " .. ENV_ID .. " is missing or empty")
+    if eid or esecret then
+      -- The token variable is read only once the pair is there.
+      local creds, absent, other = keys.check(eid, esecret, eid and esecret and env(ENV_TOKEN))
+      if not creds then
+        return missing(format("%s is set but %s is missing or empty", ENV_VAR[other], ENV_VAR[absent]))
+      end
+      return provider.static("environment", nil, creds)
     end
   elseif opts.profile == "" then
     return invalid("option profile must not be empty")
