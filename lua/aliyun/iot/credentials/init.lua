@@ -23,11 +23,11 @@
 --
 -- Nothing here does I/O at require time; chain() reads files, and only an ECS provider's
 -- get() talks to the network.
-local errors = require("aliyun.iot.errors")
 local common = require("aliyun.iot.credentials.common")
 local keys = require("aliyun.iot.credentials.keys")
 local provider = require("aliyun.iot.credentials.provider")
 local time = require("aliyun.iot.time")
+local ecs = require("aliyun.iot.credentials.ecs")
 local cjson = require("cjson.safe").new()
 
 local type, tostring, tonumber, ipairs = type, tostring, tonumber, ipairs
@@ -35,9 +35,7 @@ local error = error
 local format, match, gsub, sub, find, lower = string.format, string.match, string.gsub,
   string.sub, string.find, string.lower
 local concat = table.concat
-local open, getenv, os_time = io.open, os.getenv, os.time
-
-local codes = errors.codes
+local open, getenv = io.open, os.getenv
 
 local credentials = {
   DEFAULT_METADATA_URL = "http://100.100.100.200",
@@ -55,10 +53,6 @@ local ENV_ECS_ROLE = "ALIBABA_CLOUD_ECS_METADATA"
 -- The variable that holds each part of the pair.
 local ENV_VAR = { access_key_id = ENV_ID, access_key_secret = ENV_SECRET }
 
-local TOKEN_TTL_HEADER = "X-aliyun-ecs-metadata-token-ttl-seconds"
-local TOKEN_HEADER = "X-aliyun-ecs-metadata-token"
-local TOKEN_TTL = "21600"
-local CREDENTIALS_PATH = "/latest/meta-data/ram/security-credentials/"
 
 -- Keys an INI syntax error may name. Anything else on a broken line could be a
 -- pasted secret, so it is never echoed.
@@ -72,6 +66,14 @@ local KNOWN_INI_KEYS = {
 local missing, invalid = common.missing, common.invalid
 local nonempty, trim, quotable = common.nonempty, common.trim, common.quotable
 
+-- "2026-11-26T12:00:00Z" to epoch seconds (aliyun.iot.time), kept under its old name.
+credentials.parse_iso8601 = time.iso8601_epoch
+
+-- An ECS RAM role provider, with this module's defaults.
+local function ecs_provider(opts, role, region)
+  return ecs.provider(opts, role, region, credentials)
+end
+
 -- Read a whole file. Returns text, or nil, "missing" | "unreadable", message.
 local function read_file(path)
   local f, msg, errno = open(path, "rb")
@@ -84,120 +86,6 @@ local function read_file(path)
   if not text then return nil, "unreadable", format("%s: %s", path, tostring(rmsg)) end
   if sub(text, 1, 3) == "\239\187\191" then text = sub(text, 4) end -- UTF-8 BOM
   return text
-end
-
-------------------------------------------------------------------------------
--- ECS RAM role through the instance metadata service
-
--- "2026-11-26T12:00:00Z" to epoch seconds (aliyun.iot.time), kept under its old name.
-local parse_iso8601 = time.iso8601_epoch
-credentials.parse_iso8601 = parse_iso8601
-
-local function valid_role(role)
-  return type(role) == "string" and #role <= 128 and match(role, "^[%w%.%-_@]+$") ~= nil
-end
-
--- Wrap a transport failure (or an HTTP status) from the metadata service.
-local function metadata_error(what, status, err)
-  if status == nil then
-    local code, retryable, detail = codes.TRANSPORT_ERROR, nil, tostring(err)
-    if type(err) == "table" then
-      code = type(err.code) == "string" and err.code or code
-      retryable = err.retryable
-      detail = tostring(err.message or err.code)
-    end
-    return errors.new(code, format("ECS metadata service: %s failed: %s", what, detail),
-      { retryable = retryable })
-  end
-  -- Response bodies are never quoted: a credentials body carries the secret.
-  return errors.new(codes.HTTP_ERROR, format("ECS metadata service: %s returned HTTP %s", what, tostring(status)),
-    { http_status = tonumber(status) })
-end
-
-local function bad_response(message)
-  return errors.new(codes.BAD_RESPONSE, "ECS metadata service: " .. message, { retryable = true })
-end
-
-local function http_of(state)
-  if state.http then return state.http end
-  -- No transport given: a private libcurl session with short timeouts, created on
-  -- first use (never at require or chain time).
-  local session = require("aliyun.iot.core").new_session{ timeout = 2, connect_timeout = 1 }
-  state.http = function(method, url, headers) return session:request(method, url, headers) end
-  return state.http
-end
-
-local function fetch_ecs(self, state)
-  local http = http_of(state)
-  local base = state.metadata_url
-
-  local status, body = http("PUT", base .. "/latest/api/token", { [TOKEN_TTL_HEADER] = TOKEN_TTL })
-  if status ~= 200 then return nil, metadata_error("PUT /latest/api/token", status, body) end
-  local token = type(body) == "string" and trim(body) or ""
-  if token == "" or find(token, "[%c ]") then
-    return nil, bad_response("PUT /latest/api/token returned no usable token")
-  end
-  local auth = { [TOKEN_HEADER] = token }
-
-  local role = state.role
-  if not role then
-    status, body = http("GET", base .. CREDENTIALS_PATH, auth)
-    if status ~= 200 then return nil, metadata_error("GET " .. CREDENTIALS_PATH, status, body) end
-    role = match(body or "", "^%s*([^\r\n]-)%s*[\r\n]") or trim(body or "")
-    if role == "" then
-      return missing("no RAM role is attached to this ECS instance (the metadata service lists none)")
-    end
-    if not valid_role(role) then return nil, bad_response("the listed RAM role name is not a valid name") end
-    state.role = role
-    self.source = "ecs-ram-role:" .. role
-  end
-
-  local path = CREDENTIALS_PATH .. role
-  status, body = http("GET", base .. path, auth)
-  if status == 404 then
-    return missing(format("RAM role %q is not attached to this ECS instance (GET %s returned HTTP 404)", role, path))
-  end
-  if status ~= 200 then return nil, metadata_error("GET " .. path, status, body) end
-  local doc = cjson.decode(body or "")
-  if type(doc) ~= "table" then return nil, bad_response(format("GET %s did not return a JSON object", path)) end
-  if doc.Code ~= "Success" then
-    return nil, bad_response(format("GET %s returned Code %s instead of \"Success\"", path, quotable(doc.Code)))
-  end
-  local creds = keys.check(doc.AccessKeyId, doc.AccessKeySecret, doc.SecurityToken, true)
-  if not creds then
-    return nil, bad_response(format("GET %s returned no AccessKeyId, AccessKeySecret and SecurityToken", path))
-  end
-  creds.expiration = parse_iso8601(doc.Expiration)
-  if not creds.expiration then
-    return nil, bad_response(format("GET %s returned an Expiration that is not an ISO 8601 time", path))
-  end
-  return creds
-end
-
-local function ecs_provider(opts, role, region)
-  local url = opts.metadata_url or credentials.DEFAULT_METADATA_URL
-  local base = type(url) == "string" and match(url, "^(https?://[^/?#%s]+)/?$")
-  if not base then
-    return invalid(format("metadata_url %s must look like http://host[:port] (no path or query)", quotable(url)))
-  end
-  if role ~= nil and not valid_role(role) then
-    return invalid("ECS RAM role name must be letters, digits, '.', '-', '_' or '@' (at most 128)")
-  end
-  local margin = opts.refresh_margin
-  if margin == nil then margin = credentials.DEFAULT_REFRESH_MARGIN end
-  if type(margin) ~= "number" or margin < 0 or margin ~= margin then
-    return invalid("refresh_margin must be a number of seconds >= 0")
-  end
-  if opts.http ~= nil and type(opts.http) ~= "function" then
-    return invalid("http must be a function(method, url, headers) -> status, body, headers")
-  end
-  if opts.clock ~= nil and type(opts.clock) ~= "function" then
-    return invalid("clock must be a function returning epoch seconds")
-  end
-  return provider.refreshing(role and ("ecs-ram-role:" .. role) or "ecs-ram-role", region, {
-    fetch = fetch_ecs, role = role, metadata_url = base, http = opts.http,
-    clock = opts.clock or os_time, margin = margin,
-  })
 end
 
 ------------------------------------------------------------------------------
