@@ -251,7 +251,7 @@ local function listing_of(self, p, method)
       local asked = list[i]
       local flat, e = params.for_action("ListOTATaskByJob", asked)
       if not flat then error(e, 0) end
-      local function decode(body, status)
+      local function decode_page(body, status)
         local page, perr = decode_tasks(body, status)
         if page == nil or not check then return page, perr end
         local ok, cerr = check(page, asked)
@@ -261,7 +261,7 @@ local function listing_of(self, p, method)
         end
         return page
       end
-      calls[i] = request.call(state, "ListOTATaskByJob", flat, decode, { deadline_at = deadline_at })
+      calls[i] = request.call(state, "ListOTATaskByJob", flat, decode_page, { deadline_at = deadline_at })
     end
     local ok, e = scheduler:run(calls, each)
     if not ok then error(e, 0) end

@@ -9,6 +9,7 @@ local core = require("aliyun.iot.core")
 local defaults = require("aliyun.iot.defaults")
 local errors = require("aliyun.iot.errors")
 local params = require("aliyun.iot.params")
+local time = require("aliyun.iot.time")
 
 local pairs, setmetatable, tostring = pairs, setmetatable, tostring
 local format, match, gsub = string.format, string.match, string.gsub
@@ -135,26 +136,7 @@ function request.dry_run(state, action, api_params)
   return setmetatable(req, DryRun)
 end
 
--- Date header ("Thu, 26 Nov 2026 09:53:23 GMT") to epoch seconds.
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
-                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-local function http_date_epoch(date)
-  local d, mon, y, hh, mm, ss = match(date or "", "^%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT$")
-  local m = MONTHS[mon]
-  if not m then return nil end
-  y, m, d = tonumber(y), m, tonumber(d)
-  -- Days from 1970-01-01 in the proleptic Gregorian calendar.
-  if m <= 2 then y = y - 1 end
-  local era = (y >= 0 and y or y - 399) - (y >= 0 and y or y - 399) % 400
-  era = era / 400
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = (153 * mp + 2 - (153 * mp + 2) % 5) / 5 + d - 1
-  local doe = yoe * 365 + (yoe - yoe % 4) / 4 - (yoe - yoe % 100) / 100 + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
-end
-request.http_date_epoch = http_date_epoch
+local http_date_epoch = time.http_date_epoch
 
 
 --- Seconds to wait before retry number `attempt` after `err`.

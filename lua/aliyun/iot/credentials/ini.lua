@@ -1,0 +1,119 @@
+--- aliyun.iot.credentials.ini: a section of the INI credentials file that Alibaba's
+-- credential libraries share, ~/.alibabacloud/credentials:
+--
+--   [default]
+--   type = access_key            ; or sts (with security_token), or ecs_ram_role (role_name)
+--   access_key_id = ...
+--   access_key_secret = ...
+--   region_id = cn-shanghai
+--
+-- A hand-edited file, so the parser is forgiving about whitespace, comments (# and ;),
+-- quotes, CRLF, and strict about everything else, naming the file and line of what it
+-- cannot read but never a value. Pure: the chain reads the file and hands over its text.
+local common = require("aliyun.iot.credentials.common")
+local profile = require("aliyun.iot.credentials.profile")
+
+local format, match, gsub, sub, find, lower = string.format, string.match, string.gsub,
+  string.sub, string.find, string.lower
+
+local missing, invalid = common.missing, common.invalid
+local nonempty, trim, quotable = common.nonempty, common.trim, common.quotable
+
+local ini = {}
+
+-- Keys an INI syntax error may name. Anything else on a broken line could be a
+-- pasted secret, so it is never echoed.
+local KNOWN_INI_KEYS = {
+  type = true, access_key_id = true, access_key_secret = true, security_token = true,
+  sts_token = true, role_name = true, region_id = true, enable = true,
+  role_arn = true, role_session_name = true, policy = true, public_key_id = true,
+  private_key_file = true, bearer_token = true,
+}
+
+local function unquote(raw)
+  local q = sub(raw, 1, 1)
+  if q == '"' or q == "'" then
+    local close = find(raw, q, 2, true)
+    if not close then return nil end
+    local after = trim(sub(raw, close + 1))
+    if after ~= "" and not match(after, "^[#;]") then return nil end
+    return sub(raw, 2, close - 1)
+  end
+  -- An inline comment needs whitespace before it, so values may contain # and ;.
+  local cut = find(raw, "%s[#;]")
+  if cut then raw = sub(raw, 1, cut - 1) end
+  return trim(raw)
+end
+
+--- Parse INI text into { [section] = { key = value, _line = n } }, or nil, message.
+function ini.parse(text, path)
+  local sections, current = {}, nil
+  local n = 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    line = trim(gsub(line, "\r$", ""))
+    local first_char = sub(line, 1, 1)
+    local skip = first_char == "" or first_char == "#" or first_char == ";" -- blank or comment
+    if not skip and first_char == "[" then
+      local name = match(line, "^%[([^%]]*)%]%s*$") or match(line, "^%[([^%]]*)%]%s*[#;]")
+      if not name or trim(name) == "" then
+        return nil, format("%s line %d: malformed section header (expected [name])", path, n)
+      end
+      name = trim(name)
+      current = sections[name] or { _line = n }
+      sections[name] = current
+    elseif not skip then
+      local key, raw = match(line, "^([^=]-)%s*=%s*(.*)$")
+      local first = match(line, "^([%w_]+)")
+      if not key then
+        local named = first and KNOWN_INI_KEYS[lower(first)] and format(" after key %s", first) or ""
+        return nil, format("%s line %d: expected \"key = value\"%s", path, n, named)
+      end
+      key = lower(trim(key))
+      local label = KNOWN_INI_KEYS[key] and format("key %s", key) or "a key"
+      if key == "" or find(key, "%s") then
+        return nil, format("%s line %d: malformed key before \"=\"", path, n)
+      end
+      local value = unquote(raw)
+      if value == nil then
+        return nil, format("%s line %d: unterminated or malformed quoted value for %s", path, n, label)
+      end
+      -- Keys before the first section belong to no profile and are ignored.
+      if current then current[key] = value end
+    end
+  end
+  return sections
+end
+
+-- The INI file's types, as credentials/profile.lua's kinds.
+local TYPES = { access_key = "keys", sts = "sts", ecs_ram_role = "ecs" }
+
+-- A provider from a section, or nil, err. A section with no type but an access_key_id
+-- is an access_key one.
+local function from_section(s, name, path, ecs_role)
+  local where = format("profile [%s] in %s", name, path)
+  local kind = nonempty(s.type)
+  if not kind and nonempty(s.access_key_id) then kind = "access_key" end
+  if not kind then return missing(where .. " has no type (e.g. type = access_key)") end
+  return profile.provider(s, {
+    kind = TYPES[kind], token = nonempty(s.security_token) or s.sts_token, role = s.role_name,
+    where = where, source = format("credentials-file:%s (%s)", name, path),
+    no_token = " (type sts) has no security_token",
+    unsupported = format(" has type %s, which aliyun.iot does not support (use access_key, sts or ecs_ram_role)",
+      quotable(kind)),
+  }, ecs_role)
+end
+
+--- The provider for section `named` (nil: [default]) of the INI file at `path` whose text
+-- is `text`. ecs_role(role, region) makes an ECS RAM role provider. Returns a provider; or
+-- nil, err; or nothing when the file has no such section and the chain should look further.
+function ini.provider(text, path, named, ecs_role)
+  local sections, perr = ini.parse(text, path)
+  if not sections then return invalid(perr) end
+  local name = named or "default"
+  local s = sections[name]
+  if s then return from_section(s, name, path, ecs_role) end
+  return nil
+end
+
+return ini

@@ -1,0 +1,28 @@
+--- aliyun.iot.credentials.keys: the one check of an AccessKey pair (and, for STS, its
+-- security token) that every source runs on what it found, options, environment, CLI
+-- profile, INI section or ECS metadata answer alike, so "usable keys" means one thing.
+--
+-- It only says which part is missing; each source words the error itself, because only it
+-- knows where the part should have been (an option, an environment variable, a key in a
+-- named profile, a field of a service's answer).
+local nonempty = require("aliyun.iot.credentials.common").nonempty
+
+local keys = {}
+
+-- The other half of the pair, for messages such as "X is set but Y is missing".
+local OTHER = { access_key_id = "access_key_secret", access_key_secret = "access_key_id" }
+
+--- The credentials table { access_key_id, access_key_secret, security_token } from
+-- strings that may be absent or empty. With `token_required` (STS) the token must be
+-- there too; otherwise an empty one counts as none.
+-- Returns creds, or nil, the name of the first missing part ("access_key_id",
+-- "access_key_secret" or "security_token") and, for a half of the pair, the other half.
+function keys.check(id, secret, token, token_required)
+  id, secret, token = nonempty(id), nonempty(secret), nonempty(token)
+  local absent = not id and "access_key_id" or not secret and "access_key_secret"
+    or token_required and not token and "security_token" or nil
+  if absent then return nil, absent, OTHER[absent] end
+  return { access_key_id = id, access_key_secret = secret, security_token = token }
+end
+
+return keys
