@@ -379,11 +379,7 @@ void multi_open(lua_State *L) {
         {NULL, NULL},
     };
     static const luaL_Reg meta[] = {
-        {"__gc", l_multi_close},
         {"__tostring", l_multi_tostring},
-#if LUA_VERSION_NUM >= 504
-        {"__close", l_multi_close},
-#endif
         {NULL, NULL},
     };
     static const luaL_Reg funcs[] = {
@@ -391,15 +387,6 @@ void multi_open(lua_State *L) {
         {NULL, NULL},
     };
 
-    if (luaL_newmetatable(L, MULTI_MT)) {
-        aiot_setfuncs(L, meta, 0);
-        lua_newtable(L);
-        aiot_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, MULTI_MT);
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
-
+    aiot_register_class(L, MULTI_MT, methods, meta); /* close is __gc and __close too */
     aiot_setfuncs(L, funcs, 0);
 }

@@ -196,11 +196,7 @@ void session_open(lua_State *L) {
         {NULL, NULL},
     };
     static const luaL_Reg meta[] = {
-        {"__gc", l_session_close},
         {"__tostring", l_session_tostring},
-#if LUA_VERSION_NUM >= 504
-        {"__close", l_session_close},
-#endif
         {NULL, NULL},
     };
     static const luaL_Reg funcs[] = {
@@ -208,16 +204,7 @@ void session_open(lua_State *L) {
         {NULL, NULL},
     };
 
-    if (luaL_newmetatable(L, SESSION_MT)) {
-        aiot_setfuncs(L, meta, 0);
-        lua_newtable(L);
-        aiot_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, SESSION_MT);
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
-
+    aiot_register_class(L, SESSION_MT, methods, meta); /* close is __gc and __close too */
     aiot_setfuncs(L, funcs, 0);
     xfer_push_user_agent(L);
     lua_setfield(L, -2, "user_agent");

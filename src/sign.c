@@ -530,16 +530,17 @@ void sign_open(lua_State *L) {
         {"sign_v3", l_sign_v3},
         {NULL, NULL},
     };
+    static const luaL_Reg cache_meta[] = {
+        {"__gc", l_hmac_cache_gc},
+        {NULL, NULL},
+    };
     struct hmac_cache *cache;
     aiot_setfuncs(L, funcs, 0);
 
+    aiot_register_class(L, HMAC_CACHE_MT, NULL, cache_meta);
     cache = aiot_newuserdata(L, sizeof *cache);
     memset(cache, 0, sizeof *cache);
-    if (luaL_newmetatable(L, HMAC_CACHE_MT)) {
-        lua_pushcfunction(L, l_hmac_cache_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_setmetatable(L, -2);
+    aiot_setmetatable(L, HMAC_CACHE_MT);
     lua_pushcclosure(L, l_sign_v1, 1);
     lua_setfield(L, -2, "sign_v1");
 }
