@@ -27,7 +27,6 @@
 
 #include "errors.h"
 #include "multi.h"
-#include "session.h"
 #include "xfer.h"
 
 #define MULTI_MAX_SIZE 64
@@ -138,8 +137,6 @@ static int l_new_multi(lua_State *L) {
     memset(m, 0, sizeof *m);
     aiot_setmetatable(L, MULTI_MT);
 
-    if (!session_global_init())
-        return luaL_error(L, "curl_global_init failed");
     m->multi = curl_multi_init();
     if (m->multi == NULL)
         return luaL_error(L, "curl_multi_init failed");
