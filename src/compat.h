@@ -69,6 +69,13 @@ static inline void aiot_setmetatable(lua_State *L, const char *tn) {
 }
 #endif
 
+/* "Lua 5.4.6" for the User-Agent: LUA_RELEASE where lua.h has it, else LUA_VERSION. */
+#if defined(LUA_RELEASE)
+#define AIOT_LUA_RELEASE LUA_RELEASE
+#else
+#define AIOT_LUA_RELEASE LUA_VERSION
+#endif
+
 /* luaL_typerror (5.1) became luaL_typeerror only in 5.4's public API; 5.2/5.3 have neither. */
 static inline int aiot_typeerror(lua_State *L, int arg, const char *tname) {
     const char *msg = lua_pushfstring(L, "%s expected, got %s", tname, luaL_typename(L, arg));

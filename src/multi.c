@@ -12,9 +12,10 @@
  * transfers), with at most `size` connections to a host. Each handle's receive state (buffers,
  * flags, error buffer) lives in its slot, which never moves: the slot array is allocated once.
  *
- * libcurl runs only inside add() (a first curl_multi_perform) and wait(); its callbacks only
- * copy bytes into the slot's C buffers (xfer.c). Lua values are built after libcurl has
- * returned, and nothing raises while a request's header list or body is owned only by C.
+ * Transfers make progress only inside add() (a first curl_multi_perform) and wait(); the
+ * callbacks only copy bytes into the slot's C buffers (xfer.c). Lua values are built after
+ * libcurl has returned, and nothing raises while a request's header list or body is owned
+ * only by C.
  */
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
