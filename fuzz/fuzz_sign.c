@@ -21,10 +21,12 @@
  *     enc(k)=enc(v) joined by '&', sorted by key in byte order, without Signature, and decodes
  *     back to the parameters; the signature equals an independent HMAC-SHA1 (OpenSSL HMAC())
  *     of string_to_sign with secret .. "&"; signing twice gives the same result.
- *   sign_v3: canonical request rebuilt independently (lowercased, trimmed, sorted signed
- *     headers; SHA-256 of the body); string_to_sign = "ACS3-HMAC-SHA256\n" .. hex(SHA-256(cr));
- *     signature = independent hex(HMAC-SHA256(secret, string_to_sign)); a header given twice
- *     (after lowercasing) raises instead.
+ *   sign_v3: five returns; the canonical query (fifth) is enc(k)=enc(v) of every parameter,
+ *     sorted, Signature included; canonical request rebuilt independently around it
+ *     (lowercased, trimmed, sorted signed headers; SHA-256 of the body); string_to_sign =
+ *     "ACS3-HMAC-SHA256\n" .. hex(SHA-256(cr)); signature = independent
+ *     hex(HMAC-SHA256(secret, string_to_sign)); a header given twice (after lowercasing)
+ *     raises instead.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -131,7 +133,8 @@ static const char check[] =
     "    signed[name] = trim(v)\n"
     "  end\n"
     "end\n"
-    "local ok, s3, sts3, cr, sh = pcall(core.sign_v3, method, params, headers, raw, secret)\n"
+    "local r3 = table.pack(pcall(core.sign_v3, method, params, headers, raw, secret))\n"
+    "local ok, s3, sts3, cr, sh, cq3 = table.unpack(r3, 1, 6)\n"
     "if dup then\n"
     "  if ok or not find(s3, 'given twice', 1, true) then\n"
     "    fail('header %q given twice was not refused (%s)', dup, tostring(s3))\n"
@@ -139,9 +142,12 @@ static const char check[] =
     "  return\n"
     "end\n"
     "if not ok then fail('sign_v3 raised: %s', tostring(s3)) end\n"
+    "if r3.n ~= 6 then fail('sign_v3 returned %d values, not 5', r3.n - 1) end\n"
+    "local want_cq = query(sorted_pairs(params))\n"
+    "if cq3 ~= want_cq then fail('V3 canonical query %q, expected %q', cq3, want_cq) end\n"
     "local hl, names = {}, {}\n"
     "for n, p in ipairs(sorted_pairs(signed)) do hl[n] = p[1] .. ':' .. p[2] .. '\\n'; names[n] = p[1] end\n"
-    "local want_cr = method .. '\\n/\\n' .. query(sorted_pairs(params)) .. '\\n' .. concat(hl) ..\n"
+    "local want_cr = method .. '\\n/\\n' .. want_cq .. '\\n' .. concat(hl) ..\n"
     "  '\\n' .. concat(names, ';') .. '\\n' .. ref.sha256_hex(raw)\n"
     "if cr ~= want_cr then fail('V3 canonical request %q, expected %q', cr, want_cr) end\n"
     "if sh ~= concat(names, ';') then fail('V3 signed headers %q', sh) end\n"

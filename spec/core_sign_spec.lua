@@ -1,4 +1,4 @@
--- Known-answer and property tests for the C signer (aliyun.iot.core: sign_v1 and helpers).
+-- Known-answer and property tests for the C signer (aliyun.iot.core: sign_v1, sign_v3 and helpers).
 local core = require "aliyun.iot.core"
 
 -- The official V1 worked example from Alibaba's documentation (see ALIYUN_NOTES.md).
@@ -244,6 +244,26 @@ describe("core.sign_v3", function()
       signed)
     local first_lines = "POST\n/\nImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd&RegionId=cn-shanghai\n"
     assert.are.equal(first_lines, canonical:sub(1, #first_lines))
+  end)
+
+  it("returns the canonical query as its fifth value", function()
+    local sig, sts, canonical, signed, cq = core.sign_v3("POST", query, headers(), "", "YourAccessKeySecret")
+    assert.are.equal("06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0", sig)
+    assert.are.equal("ImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd&RegionId=cn-shanghai", cq)
+    assert.are.equal("POST\n/\n" .. cq .. "\n", canonical:sub(1, #cq + 8))
+    assert.are.equal(5, select("#", core.sign_v3("POST", query, headers(), "", "YourAccessKeySecret")))
+    assert.truthy(sts and signed)
+
+    -- Byte order ("DeviceNames.10" before "DeviceNames.2"), percent-encoding, empty values kept.
+    local q = { ["DeviceNames.2"] = "b", ["DeviceNames.10"] = "a c", TaskStatus = "IN_PROGRESS", Empty = "",
+      ["Sig*"] = "x/y" }
+    local _, _, canonical2, _, cq2 = core.sign_v3("POST", q, { host = "h" }, "", "k")
+    assert.are.equal("DeviceNames.10=a%20c&DeviceNames.2=b&Empty=&Sig%2A=x%2Fy&TaskStatus=IN_PROGRESS", cq2)
+    assert.are.equal("POST\n/\n" .. cq2 .. "\n", canonical2:sub(1, #cq2 + 8))
+
+    local _, _, canonical3, _, cq3 = core.sign_v3("POST", {}, { host = "h" }, nil, "k")
+    assert.are.equal("", cq3)
+    assert.are.equal("POST\n/\n\n", canonical3:sub(1, 8))
   end)
 
   it("lowercases names, trims values and leaves unsigned headers out", function()

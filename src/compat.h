@@ -1,5 +1,7 @@
 /*
- * compat.h - the only place that knows about Lua 5.1/5.2/5.3/5.4/LuaJIT differences.
+ * compat.h - the only place that knows about Lua 5.1/5.2/5.3/5.4/LuaJIT differences: the
+ * prefixed shims, the linkage macros (AIOT_HIDDEN, AIOT_EXPORT) and aiot_register_class, the
+ * one way our C files register a metatable.
  *
  * Every shim carries the aiot_ prefix. We never define bare luaL_* / lua_* names: LuaJIT 2.1
  * exports some 5.2 functions itself, and a second definition with the same name would clash
@@ -9,6 +11,7 @@
 #define AIOT_COMPAT_H
 
 #include <math.h>
+#include <string.h>
 
 #include <lua.h>
 #include <lauxlib.h>
@@ -66,6 +69,13 @@ static inline void aiot_setmetatable(lua_State *L, const char *tn) {
 }
 #endif
 
+/* "Lua 5.4.6" for the User-Agent: LUA_RELEASE where lua.h has it, else LUA_VERSION. */
+#if defined(LUA_RELEASE)
+#define AIOT_LUA_RELEASE LUA_RELEASE
+#else
+#define AIOT_LUA_RELEASE LUA_VERSION
+#endif
+
 /* luaL_typerror (5.1) became luaL_typeerror only in 5.4's public API; 5.2/5.3 have neither. */
 static inline int aiot_typeerror(lua_State *L, int arg, const char *tname) {
     const char *msg = lua_pushfstring(L, "%s expected, got %s", tname, luaL_typename(L, arg));
@@ -116,6 +126,41 @@ static inline int aiot_isintegral(lua_State *L, int i) {
 #endif
     n = lua_tonumber(L, i);
     return n == n && n - n == 0 && floor(n) == n; /* rejects NaN, +-inf, fractions */
+}
+
+/*
+ * Register the metatable `name` in the registry (a class: a userdata type, or the error
+ * tables): metamethods from `meta`, methods from `methods` in __index, and __name (5.1 and
+ * 5.2's luaL_newmetatable do not set it). A method named "close" is also __gc and, on 5.4,
+ * __close: one idempotent function, whichever way the object ends. Either list may be NULL.
+ * An existing metatable is kept as it is, so a second luaopen sees the same class. Leaves
+ * the stack as it was.
+ */
+static inline void aiot_register_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                                       const luaL_Reg *meta) {
+    const luaL_Reg *m;
+    if (luaL_newmetatable(L, name)) {
+        if (meta != NULL)
+            aiot_setfuncs(L, meta, 0);
+        if (methods != NULL) {
+            lua_newtable(L);
+            aiot_setfuncs(L, methods, 0);
+            lua_setfield(L, -2, "__index");
+            for (m = methods; m->name != NULL; m++) {
+                if (strcmp(m->name, "close") != 0)
+                    continue;
+                lua_pushcfunction(L, m->func);
+                lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+                lua_pushcfunction(L, m->func);
+                lua_setfield(L, -2, "__close");
+#endif
+            }
+        }
+        lua_pushstring(L, name);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
 }
 
 #endif /* AIOT_COMPAT_H */

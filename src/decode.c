@@ -6,7 +6,8 @@
  * must not affect the shared cjson module an OpenResty application also uses.
  *
  * Whatever arrives from the network, these functions never raise: odd shapes and types become
- * SDK.BadResponse errors. Only programmer misuse (a non-string body) raises.
+ * SDK.BadResponse errors. Only programmer misuse (a body that is not a string, an HTTP status
+ * that is not a number from 0 to 999) and a missing lua-cjson raise.
  */
 #include <stdio.h>
 #include <string.h>

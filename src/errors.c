@@ -142,16 +142,14 @@ void errors_open(lua_State *L) {
         {"is_error", l_is_error},
         {NULL, NULL},
     };
+    static const luaL_Reg meta[] = {
+        {"__tostring", l_error_tostring},
+        {NULL, NULL},
+    };
     size_t i;
 
-    /* luaL_newmetatable keeps an existing metatable: a second require sees the same one. */
-    if (luaL_newmetatable(L, ERRORS_MT)) {
-        lua_pushcfunction(L, l_error_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, ERRORS_MT);
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
+    /* Kept when it exists already: a second require sees the same metatable. */
+    aiot_register_class(L, ERRORS_MT, NULL, meta);
 
     aiot_setfuncs(L, funcs, 0);
 

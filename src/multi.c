@@ -12,9 +12,10 @@
  * transfers), with at most `size` connections to a host. Each handle's receive state (buffers,
  * flags, error buffer) lives in its slot, which never moves: the slot array is allocated once.
  *
- * libcurl runs only inside add() (a first curl_multi_perform) and wait(); its callbacks only
- * copy bytes into the slot's C buffers (xfer.c). Lua values are built after libcurl has
- * returned, and nothing raises while a request's header list or body is owned only by C.
+ * Transfers make progress only inside add() (a first curl_multi_perform) and wait(); the
+ * callbacks only copy bytes into the slot's C buffers (xfer.c). Lua values are built after
+ * libcurl has returned, and nothing raises while a request's header list or body is owned
+ * only by C.
  */
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
@@ -27,7 +28,6 @@
 
 #include "errors.h"
 #include "multi.h"
-#include "session.h"
 #include "xfer.h"
 
 #define MULTI_MAX_SIZE 64
@@ -138,8 +138,6 @@ static int l_new_multi(lua_State *L) {
     memset(m, 0, sizeof *m);
     aiot_setmetatable(L, MULTI_MT);
 
-    if (!session_global_init())
-        return luaL_error(L, "curl_global_init failed");
     m->multi = curl_multi_init();
     if (m->multi == NULL)
         return luaL_error(L, "curl_multi_init failed");
@@ -379,11 +377,7 @@ void multi_open(lua_State *L) {
         {NULL, NULL},
     };
     static const luaL_Reg meta[] = {
-        {"__gc", l_multi_close},
         {"__tostring", l_multi_tostring},
-#if LUA_VERSION_NUM >= 504
-        {"__close", l_multi_close},
-#endif
         {NULL, NULL},
     };
     static const luaL_Reg funcs[] = {
@@ -391,15 +385,6 @@ void multi_open(lua_State *L) {
         {NULL, NULL},
     };
 
-    if (luaL_newmetatable(L, MULTI_MT)) {
-        aiot_setfuncs(L, meta, 0);
-        lua_newtable(L);
-        aiot_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, MULTI_MT);
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
-
+    aiot_register_class(L, MULTI_MT, methods, meta); /* close is __gc and __close too */
     aiot_setfuncs(L, funcs, 0);
 }

@@ -5,7 +5,8 @@
  * connection cache (keep-alive) and TLS session cache; per-request options are set afresh on
  * every call instead. libcurl callbacks only copy bytes into C buffers owned by the session:
  * no Lua API call and no raise may happen inside curl_easy_perform, because a longjmp across
- * libcurl frames would leave the handle in an undefined state.
+ * libcurl frames would leave the handle in an undefined state. libcurl itself is initialised
+ * once, by core.c, before core.new_session can be called.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,44 +18,11 @@
 #include "session.h"
 #include "xfer.h"
 
-#if !defined(_WIN32)
-#include <pthread.h>
-#endif
-
 struct session {
     CURL *curl;                   /* NULL once closed */
     struct xfer x;                /* receive buffers, flags and errbuf (xfer.h) */
     long num_connects;            /* of the last request, for session:info() */
 };
-
-/* ---- process-wide initialisation ------------------------------------------------------- */
-
-static CURLcode global_rc = CURLE_FAILED_INIT;
-static void global_init(void) {
-    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-#if defined(_WIN32)
-#include <windows.h>
-static INIT_ONCE global_once = INIT_ONCE_STATIC_INIT;
-static BOOL CALLBACK global_init_win(PINIT_ONCE o, PVOID p, PVOID *c) {
-    (void)o, (void)p, (void)c;
-    global_init();
-    return TRUE;
-}
-int session_global_init(void) {
-    InitOnceExecuteOnce(&global_once, global_init_win, NULL, NULL);
-    return global_rc == CURLE_OK;
-}
-#else
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-int session_global_init(void) {
-    pthread_once(&global_once, global_init);
-    return global_rc == CURLE_OK;
-}
-#endif
-
-/* ---- userdata plumbing ----------------------------------------------------------------- */
 
 static struct session *check_session(lua_State *L) {
     return luaL_checkudata(L, 1, SESSION_MT);
@@ -108,8 +76,6 @@ static int l_new_session(lua_State *L) {
     aiot_setmetatable(L, SESSION_MT);
     s->x.max_body = o.max_body;
 
-    if (!session_global_init())
-        return luaL_error(L, "curl_global_init failed");
     s->curl = curl_easy_init();
     if (s->curl == NULL)
         return luaL_error(L, "curl_easy_init failed");
@@ -196,11 +162,7 @@ void session_open(lua_State *L) {
         {NULL, NULL},
     };
     static const luaL_Reg meta[] = {
-        {"__gc", l_session_close},
         {"__tostring", l_session_tostring},
-#if LUA_VERSION_NUM >= 504
-        {"__close", l_session_close},
-#endif
         {NULL, NULL},
     };
     static const luaL_Reg funcs[] = {
@@ -208,16 +170,7 @@ void session_open(lua_State *L) {
         {NULL, NULL},
     };
 
-    if (luaL_newmetatable(L, SESSION_MT)) {
-        aiot_setfuncs(L, meta, 0);
-        lua_newtable(L);
-        aiot_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, SESSION_MT);
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
-
+    aiot_register_class(L, SESSION_MT, methods, meta); /* close is __gc and __close too */
     aiot_setfuncs(L, funcs, 0);
     xfer_push_user_agent(L);
     lua_setfield(L, -2, "user_agent");

@@ -6,9 +6,6 @@
 
 #define SESSION_MT "aliyun.iot.Session"
 
-/* Runs curl_global_init once per process (thread-safe); 0 on failure. */
-AIOT_HIDDEN int session_global_init(void);
-
 AIOT_HIDDEN void session_open(lua_State *L);
 
 #endif

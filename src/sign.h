@@ -1,17 +1,14 @@
-/* sign.h - request signing: percent-encoding, canonical query, V1 HMAC-SHA1, nonce, clock. */
+/*
+ * sign.h - request signing (sign.c): core.percent_encode, core.sign_v1 (HMAC-SHA1),
+ * core.sign_v3 (ACS3-HMAC-SHA256), core.nonce and core.timestamp. Everything else in sign.c
+ * is static.
+ */
 #ifndef AIOT_SIGN_H
 #define AIOT_SIGN_H
 
-#include <stddef.h>
-
 #include "compat.h"
 
-/* Length of s once percent-encoded (RFC 3986 unreserved set, as Alibaba's POP signing wants). */
-AIOT_HIDDEN size_t sign_encoded_len(const char *s, size_t len);
-
-/* Percent-encode s into dst, which must hold sign_encoded_len(s, len) bytes; returns dst end. */
-AIOT_HIDDEN char *sign_encode(char *dst, const char *s, size_t len);
-
+/* Registers the signing functions in the module table at the top of the stack. */
 AIOT_HIDDEN void sign_open(lua_State *L);
 
 #endif

@@ -1,6 +1,8 @@
 /*
- * xfer.c - the parts of a libcurl transfer shared by session.c and multi.c (see xfer.h).
- * Moved out of session.c unchanged in behaviour.
+ * xfer.c - the parts of a libcurl transfer shared by session.c and multi.c (see xfer.h):
+ * receive buffers and the C-only callbacks that fill them, option parsing, handle-wide and
+ * per-request libcurl options, request header lists, and a finished transfer's headers and
+ * error object as Lua values.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,12 +114,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
 
 void xfer_push_user_agent(lua_State *L) {
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-#if defined(LUA_RELEASE)
-    const char *lua = LUA_RELEASE;
-#else
-    const char *lua = LUA_VERSION;
-#endif
-    lua_pushfstring(L, "aliyun-iot/%s libcurl/%s %s", AIOT_VERSION, v->version, lua);
+    lua_pushfstring(L, "aliyun-iot/%s libcurl/%s %s", AIOT_VERSION, v->version, AIOT_LUA_RELEASE);
 }
 
 /* Optional number option in opts (table at index 1), in seconds, returned in milliseconds. */
@@ -189,6 +186,8 @@ void xfer_check_opts(lua_State *L, struct xfer_opts *o) {
     o->user_agent = lua_tostring(L, -1); /* anchored on the stack until the caller returns */
 }
 
+/* Set an option on handle c unless an earlier one failed; the first failure is kept in rc.
+ * Used by xfer_configure and xfer_set_request. */
 #define SETOPT(opt, val) \
     do { \
         if (rc == CURLE_OK) \
@@ -293,13 +292,6 @@ oom:
     return NULL;
 }
 
-#undef SETOPT
-#define SETOPT(opt, val) \
-    do { \
-        if (rc == CURLE_OK) \
-            rc = curl_easy_setopt(c, (opt), (val)); \
-    } while (0)
-
 CURLcode xfer_set_request(CURL *c, const char *method, const char *url,
                           struct curl_slist *headers, const char *body, size_t blen,
                           int copy_body) {
@@ -328,6 +320,8 @@ CURLcode xfer_set_request(CURL *c, const char *method, const char *url,
     }
     return rc;
 }
+
+#undef SETOPT
 
 void xfer_end_request(CURL *c) {
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
