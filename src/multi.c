@@ -54,6 +54,7 @@ struct multi {
     unsigned long seq;
     long connects;               /* connections opened by finished transfers */
     long completed;              /* transfers finished */
+    long timeout_ms;             /* a transfer's timeout unless it gives its own */
 };
 
 static double now_ms(void) {
@@ -145,6 +146,7 @@ static int l_new_multi(lua_State *L) {
     if (m->slots == NULL)
         return luaL_error(L, "not enough memory");
     m->size = size;
+    m->timeout_ms = o.timeout_ms;
     for (i = 0; i < size; i++) {
         struct slot *s = &m->slots[i];
         CURLcode rc;
@@ -217,8 +219,9 @@ static void push_result(lua_State *L, struct slot *s) {
 }
 
 /*
- * multi:add(id, method, url [, headers [, body]]): start a transfer. id is an integer the
- * result will carry. Raises when every slot is busy or the id is already in flight (misuse).
+ * multi:add(id, method, url [, headers [, body [, opts]]]): start a transfer. id is an integer
+ * the result will carry; opts as session:request's ({ timeout, fresh }). Raises when every
+ * slot is busy or the id is already in flight (misuse).
  */
 static int l_multi_add(lua_State *L) {
     struct multi *m = check_open(L);
@@ -228,6 +231,7 @@ static int l_multi_add(lua_State *L) {
     const char *url = luaL_checkstring(L, 4);
     const char *body = NULL;
     struct curl_slist *headers;
+    struct xfer_request_opts ro;
     struct slot *s = NULL;
     CURLcode rc;
     CURLMcode mc;
@@ -238,6 +242,7 @@ static int l_multi_add(lua_State *L) {
     if (!lua_isnoneornil(L, 6))
         body = luaL_checklstring(L, 6, &blen);
     xfer_check_method(L, 3, method, mlen);
+    xfer_check_request_opts(L, 7, m->timeout_ms, &ro);
     lua_settop(L, 6);
     for (i = 0; i < m->size; i++) {
         struct slot *c = &m->slots[i];
@@ -253,7 +258,7 @@ static int l_multi_add(lua_State *L) {
 
     /* From here on nothing raises until the list is owned by the slot or freed. */
     xfer_begin(&s->x);
-    rc = xfer_set_request(s->easy, method, url, headers, body, blen, 1); /* body copied */
+    rc = xfer_set_request(s->easy, method, url, headers, body, blen, 1, &ro); /* body copied */
     if (rc != CURLE_OK) {
         xfer_end_request(s->easy);
         curl_slist_free_all(headers);

@@ -22,6 +22,7 @@ struct session {
     CURL *curl;                   /* NULL once closed */
     struct xfer x;                /* receive buffers, flags and errbuf (xfer.h) */
     long num_connects;            /* of the last request, for session:info() */
+    long timeout_ms;              /* a request's timeout unless it gives its own */
 };
 
 static struct session *check_session(lua_State *L) {
@@ -75,6 +76,7 @@ static int l_new_session(lua_State *L) {
     memset(s, 0, sizeof *s);
     aiot_setmetatable(L, SESSION_MT);
     s->x.max_body = o.max_body;
+    s->timeout_ms = o.timeout_ms;
 
     s->curl = curl_easy_init();
     if (s->curl == NULL)
@@ -88,7 +90,9 @@ static int l_new_session(lua_State *L) {
 }
 
 /*
- * session:request(method, url [, headers [, body]])
+ * session:request(method, url [, headers [, body [, opts]]])
+ *   opts: { timeout = seconds (this request's, instead of the session's), fresh = true (a new
+ *           connection) }
  *   -> status, body, headers        on any HTTP response (4xx/5xx included)
  *   -> nil, err                     on transport failure
  */
@@ -99,6 +103,7 @@ static int l_session_request(lua_State *L) {
     const char *url = luaL_checkstring(L, 3);
     const char *body = NULL;
     struct curl_slist *headers;
+    struct xfer_request_opts ro;
     CURLcode rc;
     long status = 0;
 
@@ -107,6 +112,7 @@ static int l_session_request(lua_State *L) {
     if (!lua_isnoneornil(L, 5))
         body = luaL_checklstring(L, 5, &blen);
     xfer_check_method(L, 2, method, mlen);
+    xfer_check_request_opts(L, 6, s->timeout_ms, &ro);
     lua_settop(L, 5);
 
     headers = xfer_build_headers(L, lua_istable(L, 4) ? 4 : 0);
@@ -114,7 +120,7 @@ static int l_session_request(lua_State *L) {
     /* From here to curl_slist_free_all nothing may raise. */
     xfer_begin(&s->x);
     /* The body string is anchored at stack index 5 until perform returns: no copy. */
-    rc = xfer_set_request(s->curl, method, url, headers, body, blen, 0);
+    rc = xfer_set_request(s->curl, method, url, headers, body, blen, 0, &ro);
     if (rc == CURLE_OK)
         rc = curl_easy_perform(s->curl);
 

@@ -117,23 +117,40 @@ void xfer_push_user_agent(lua_State *L) {
     lua_pushfstring(L, "aliyun-iot/%s libcurl/%s %s", AIOT_VERSION, v->version, AIOT_LUA_RELEASE);
 }
 
-/* Optional number option in opts (table at index 1), in seconds, returned in milliseconds. */
-static long opt_seconds(lua_State *L, const char *name, long def_ms) {
+/* Optional number option in the table at idx, in seconds, returned in milliseconds. */
+static long opt_seconds_at(lua_State *L, int idx, const char *name, long def_ms) {
     long ms = def_ms;
-    int t = aiot_getfield(L, 1, name);
+    int t = aiot_getfield(L, idx, name);
     if (t == LUA_TNUMBER) {
         lua_Number v = lua_tonumber(L, -1);
         if (!(v > 0 && v <= 86400.0 * 365))
-            luaL_argerror(L, 1, lua_pushfstring(L, "option '%s' must be a positive number", name));
+            luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be a positive number", name));
         ms = (long)(v * 1000.0 + 0.5);
         if (ms < 1)
             ms = 1;
     } else if (t != LUA_TNIL) {
-        luaL_argerror(L, 1, lua_pushfstring(L, "option '%s' must be a number (got %s)", name,
-                                            luaL_typename(L, -1)));
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be a number (got %s)", name,
+                                              luaL_typename(L, -1)));
     }
     lua_pop(L, 1);
     return ms;
+}
+
+static long opt_seconds(lua_State *L, const char *name, long def_ms) {
+    return opt_seconds_at(L, 1, name, def_ms);
+}
+
+void xfer_check_request_opts(lua_State *L, int idx, long default_timeout_ms,
+                             struct xfer_request_opts *r) {
+    r->timeout_ms = default_timeout_ms;
+    r->fresh = 0;
+    if (lua_isnoneornil(L, idx))
+        return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    r->timeout_ms = opt_seconds_at(L, idx, "timeout", default_timeout_ms);
+    aiot_getfield(L, idx, "fresh");
+    r->fresh = lua_toboolean(L, -1);
+    lua_pop(L, 1);
 }
 
 /* Optional string option: leaves the string on the stack (so the pointer stays valid). */
@@ -294,9 +311,13 @@ oom:
 
 CURLcode xfer_set_request(CURL *c, const char *method, const char *url,
                           struct curl_slist *headers, const char *body, size_t blen,
-                          int copy_body) {
+                          int copy_body, const struct xfer_request_opts *r) {
     CURLcode rc = CURLE_OK;
     SETOPT(CURLOPT_URL, url);
+    SETOPT(CURLOPT_TIMEOUT_MS, r->timeout_ms);
+    /* A fresh connection: libcurl re-sends a request by itself, same bytes and nonce, when a
+     * reused connection fails before any answer; on a new one it never does. */
+    SETOPT(CURLOPT_FRESH_CONNECT, r->fresh ? 1L : 0L);
     SETOPT(CURLOPT_HTTPHEADER, headers);
     SETOPT(CURLOPT_NOBODY, 0L);
     SETOPT(CURLOPT_CUSTOMREQUEST, (char *)NULL);

@@ -40,6 +40,17 @@ struct xfer_opts {
     const char *cafile, *proxy, *noproxy, *user_agent;
 };
 
+/* Options of one request: its timeout (the handle's unless given) and whether it must go out
+ * on a new connection. */
+struct xfer_request_opts {
+    long timeout_ms;
+    int fresh;
+};
+
+/* The optional request options table at idx: { timeout = seconds, fresh = boolean }. */
+AIOT_HIDDEN void xfer_check_request_opts(lua_State *L, int idx, long default_timeout_ms,
+                                         struct xfer_request_opts *r);
+
 /* Validate the options table at index 1 (raises on misuse); pushes anchoring strings. */
 AIOT_HIDDEN void xfer_check_opts(lua_State *L, struct xfer_opts *o);
 
@@ -67,7 +78,7 @@ AIOT_HIDDEN void xfer_begin(struct xfer *x);
  */
 AIOT_HIDDEN CURLcode xfer_set_request(CURL *c, const char *method, const char *url,
                                       struct curl_slist *headers, const char *body, size_t blen,
-                                      int copy_body);
+                                      int copy_body, const struct xfer_request_opts *r);
 
 /* After the transfer: drop every pointer to request memory from the handle. */
 AIOT_HIDDEN void xfer_end_request(CURL *c);

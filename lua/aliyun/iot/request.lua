@@ -79,13 +79,10 @@ function request.sign_v3(state, creds, action, api_params, at, signature_nonce)
     -- content-type that is sent must also be signed.
     ["content-type"] = "application/x-www-form-urlencoded",
   }
-  local signature, _, canonical_request, signed_headers, canonical_query =
-    sign_v3("POST", query, headers, "", creds.access_key_secret)
+  local signature, _, _, signed_headers, canonical_query = sign_v3("POST", query, headers, "", creds.access_key_secret)
   headers.Authorization = format("ACS3-HMAC-SHA256 Credential=%s,SignedHeaders=%s,Signature=%s",
     creds.access_key_id, signed_headers, signature)
   headers.Accept = "application/json"
-  -- (Older cores return no canonical query: it is the canonical request's third line.)
-  canonical_query = canonical_query or match(canonical_request, "^[^\n]*\n[^\n]*\n([^\n]*)\n")
   return {
     method = "POST",
     url = state.base_url .. "/" .. (canonical_query ~= "" and ("?" .. canonical_query) or ""),

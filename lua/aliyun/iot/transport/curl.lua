@@ -46,8 +46,9 @@ function curl.new(opts)
   return setmetatable({ session = core.new_session(options), options = options }, Transport)
 end
 
-function Transport:request(method, url, headers, body)
-  return self.session:request(method, url, headers, body)
+-- opts: timeout, fresh (see aliyun.iot.transport); the C Session reads only those.
+function Transport:request(method, url, headers, body, opts)
+  return self.session:request(method, url, headers, body, opts)
 end
 
 --- Up to n transfers in flight on a Multi of this listing's own; its wait()
@@ -58,7 +59,7 @@ function Transport:concurrent(n)
   options.size = n
   local m = core.new_multi(options)
   return {
-    start = function(id, req) m:add(id, req.method, req.url, req.headers, req.body) end,
+    start = function(id, req) m:add(id, req.method, req.url, req.headers, req.body, req) end,
     wait = function(seconds) return m:wait(seconds) end,
     pending = function() return m:pending() end,
     close = function() m:close() end,

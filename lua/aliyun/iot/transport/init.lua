@@ -1,7 +1,9 @@
 --- Transports, and what the rest of the library needs to know of the runtime.
 -- A transport is any object with
---   :request(method, url, headers, body) -> status, body, headers | nil, err
+--   :request(method, url, headers, body, opts) -> status, body, headers | nil, err
 --   :close()
+-- opts (which a simple transport may ignore): timeout (seconds, this
+-- request's own) and fresh (send it on a new connection, never a reused one).
 -- and, optionally, the capability to have several requests in flight:
 --   :concurrent(n) -> engine (start, wait, pending, close: see aliyun.iot.schedule)
 -- `curl` (the C core's libcurl, multi handle for concurrency) and `resty`
@@ -58,7 +60,7 @@ function transport.sequential(t, sleep)
   local done = {}
   return {
     start = function(id, req)
-      local status, body, headers = t:request(req.method, req.url, req.headers, req.body)
+      local status, body, headers = t:request(req.method, req.url, req.headers, req.body, req)
       if status == nil then
         done[#done + 1] = { id = id, err = body }
       else

@@ -22,7 +22,7 @@ local codes = errors.codes
 local concat, pairs, rawget, setmetatable, tonumber, type =
   table.concat, pairs, rawget, setmetatable, tonumber, type
 local find, format, lower, match, sub = string.find, string.format, string.lower, string.match, string.sub
-local floor = math.floor
+local floor, min = math.floor, math.min
 
 local resty = {}
 
@@ -240,30 +240,42 @@ local function wants_close(headers, minor)
   return minor == 0 and not (c and find(c, "keep-alive", 1, true))
 end
 
--- One exchange over one (possibly pooled) connection. Returns
+-- Failures before anything was sent: the caller may safely send a write again.
+local function not_sent(e)
+  e.request_sent = false
+  return nil, e
+end
+
+-- One exchange over one connection: pooled unless `fresh`. Returns
 -- status, body, headers or nil, err, retry_on_fresh_connection.
-function Transport:exchange(scheme, host, port, method, head_and_body)
+function Transport:exchange(scheme, host, port, method, head_and_body, timeout, fresh)
   local ngx = rawget(_G, "ngx")
   local where = format("%s:%d", host, port)
-  local deadline = ngx.now() + self.timeout
+  local deadline = ngx.now() + timeout
   local sock = ngx.socket.tcp()
-  local timeout_ms = floor(self.timeout * 1000)
-  sock:settimeouts(floor(self.connect_timeout * 1000), timeout_ms, timeout_ms)
+  local timeout_ms = floor(timeout * 1000) + 1
+  sock:settimeouts(floor(min(self.connect_timeout, timeout) * 1000) + 1, timeout_ms, timeout_ms)
   local pool = format("aliyun-iot:%s:%s:%d:%s", scheme, host, port, self.verify and "verify" or "noverify")
+  if fresh then
+    -- A pool of its own (never shared, never kept): a new connection.
+    self.fresh_count = (self.fresh_count or 0) + 1
+    pool = format("%s:fresh:%s:%d", pool, tostring(self), self.fresh_count)
+  end
   local ok, err = sock:connect(host, port, { pool = pool })
-  if not ok then return net_error("connecting to", err, where) end
+  if not ok then return not_sent(select(2, net_error("connecting to", err, where))) end
   local reused = sock:getreusedtimes() > 0
   if scheme == "https" and not reused then
     ok, err = sock:sslhandshake(nil, host, self.verify)
     if not ok then
       sock:close()
-      if err == "timeout" then return net_error("TLS handshake with", err, where) end
+      if err == "timeout" then return not_sent(select(2, net_error("TLS handshake with", err, where))) end
       if find(tostring(err), "verify", 1, true) or find(tostring(err), "certificate", 1, true) then
-        return fail(codes.TRANSPORT_ERROR, format("TLS certificate verification for %s failed: %s "
+        return not_sent(errors.new(codes.TRANSPORT_ERROR, format("TLS certificate verification for %s failed: %s "
           .. "(nginx verifies against lua_ssl_trusted_certificate; set it in nginx.conf, e.g. "
-          .. "/etc/ssl/certs/ca-certificates.crt)", where, tostring(err)), { retryable = false })
+          .. "/etc/ssl/certs/ca-certificates.crt)", where, tostring(err)), { retryable = false }))
       end
-      return fail(codes.CONNECTION_FAILED, format("TLS handshake with %s failed: %s", where, tostring(err)))
+      return not_sent(errors.new(codes.CONNECTION_FAILED,
+        format("TLS handshake with %s failed: %s", where, tostring(err))))
     end
   end
   ok, err = sock:send(head_and_body)
@@ -284,7 +296,7 @@ function Transport:exchange(scheme, host, port, method, head_and_body)
     sock:close()
     return nil, reusable
   end
-  if reusable and not wants_close(headers, minor) then
+  if reusable and not fresh and not wants_close(headers, minor) then
     sock:setkeepalive(floor(self.keepalive_timeout * 1000), self.pool_size)
   else
     sock:close()
@@ -302,8 +314,10 @@ function Transport:curl()
   return c
 end
 
---- request(method, url [, headers [, body]]) -> status, body, headers | nil, err
-function Transport:request(method, url, headers, body)
+--- request(method, url [, headers [, body [, opts]]]) -> status, body, headers | nil, err
+-- opts: timeout (seconds, this request's), fresh (a new connection, and no
+-- second try on one: the gateway may have read the first copy).
+function Transport:request(method, url, headers, body, opts)
   if self.closed then error("attempt to use a closed transport", 2) end
   if not resty.cosockets_available() then
     if self.fallback ~= "curl" then
@@ -312,7 +326,7 @@ function Transport:request(method, url, headers, body)
     end
     self.last = "curl"
     self.counts.curl = self.counts.curl + 1
-    return self:curl():request(method, url, headers, body)
+    return self:curl():request(method, url, headers, body, opts)
   end
   self.last = "cosocket"
   self.counts.cosocket = self.counts.cosocket + 1
@@ -325,10 +339,13 @@ function Transport:request(method, url, headers, body)
     .. (default_port and "" or (":" .. port))
   local out, berr = build(method, host_header, target, headers, body)
   if not out then return fail(codes.TRANSPORT_ERROR, berr, { retryable = false }) end
-  local status, rbody, rheaders = self:exchange(scheme, host, port, method, out)
+  local timeout = opts and opts.timeout or self.timeout
+  local fresh = opts and opts.fresh
+  local status, rbody, rheaders = self:exchange(scheme, host, port, method, out, timeout, fresh)
   if not status and rheaders == true then
-    -- The pooled connection was stale; one more try on a fresh one.
-    status, rbody, rheaders = self:exchange(scheme, host, port, method, out)
+    -- A pooled connection the server had closed before reading: one more
+    -- try on a new one, and the next attempt of the call goes out fresh.
+    status, rbody, rheaders = self:exchange(scheme, host, port, method, out, timeout, true)
   end
   if not status then return nil, rbody end
   return status, rbody, rheaders
