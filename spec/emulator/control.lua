@@ -5,8 +5,10 @@
 --   POST /__emulator/reset    -> clears log, nonces, throttle windows, faults, counters
 --   GET  /__emulator/faults   -> current fault config (JSON object)
 --   POST /__emulator/faults   -> replace the fault config with the JSON body
+--   GET  /__emulator/executions -> how often each action's code ran since the last reset
 
 local cjson = require "cjson.safe"
+local codec = require "codec"
 local store = require "store"
 
 local M = {}
@@ -40,6 +42,18 @@ local ROUTES = {
   end,
   ["GET /__emulator/faults"] = function()
     reply(200, "application/json", faults_json())
+  end,
+  ["GET /__emulator/executions"] = function()
+    -- {"<Action>":{"calls":n,"ok":n,"by_params":{"<name=value&...>":{"calls":n,"ok":n}}}}
+    local out = {}
+    for action, a in pairs(store.executions()) do
+      local by = {}
+      for text, b in pairs(a.by_params) do
+        by[text] = codec.object({ "calls", "ok" }, b)
+      end
+      out[action] = codec.object({ "calls", "ok", "by_params" }, { calls = a.calls, ok = a.ok, by_params = by })
+    end
+    reply(200, "application/json", codec.json(out))
   end,
   ["POST /__emulator/faults"] = function()
     ngx.req.read_body()

@@ -8,12 +8,15 @@
 --   4 AccessKeyId / STS      8 Action, Version   9 parameters, then the action
 -- A request with "Authorization: ACS3-..." is a V3 request (steps 2-6 read
 -- headers, authenticate_v3), any other a V1 request (authenticate_v1).
--- Fault injection (latency, 5xx, resets, broken bodies) wraps all of this.
+-- Fault injection (latency, 5xx, resets, broken bodies) wraps all of this;
+-- faults.lua adds the ones that strike after authentication or after the
+-- action, ota_faults.lua those that reshape listings.
 
 local signing = require "signing"
 local crypto = require "crypto"
 local codec = require "codec"
 local store = require "store"
+local faults_after = require "faults"
 
 local M = {}
 
@@ -372,9 +375,23 @@ local function authenticate_v3(ctx)
            version = signing.trim(h["x-acs-version"]), common = V3_COMMON }
 end
 
+-- The action's own parameters (no common or signature ones) as sorted
+-- name=value text: what identifies a request's content across re-sends.
+local function params_text(p, common)
+  local names = {}
+  for name in pairs(p) do
+    if not (common[name] or V1_COMMON[name]) then names[#names + 1] = name end
+  end
+  table.sort(names)
+  for i, name in ipairs(names) do names[i] = signing.percent_encode(name) .. "=" .. signing.percent_encode(p[name]) end
+  return table.concat(names, "&")
+end
+
 -- Runs the checks and the action. Returns a result table:
 --   { status, code, message }                 gateway error
 --   { status = 200, code, body, root }        action answer (body is a codec value)
+-- plus the fields of faults.lua (reset, raw, sleep_ms, headers, fault) and
+-- listing_fault (ota_faults.lua; it does not rule out the damage faults).
 local function process(ctx)
   -- 1. Path and method. The raw path (before nginx normalizes it) must be "/".
   local raw_path = ngx.var.request_uri:match("^[^?]*")
@@ -400,6 +417,10 @@ local function process(ctx)
   if ctx.faults.qps > 0 and not store.throttle_admit(auth.access_key_id, ctx.faults.qps) then
     return gateway_error(400, "Throttling.User", "Request was denied due to user flow control.")
   end
+
+  -- Faults after authentication: the nonce is recorded by now.
+  local early = faults_after.after_auth(ctx)
+  if early then return early end
 
   -- 8. Action and Version.
   local action = ACTIONS[auth.action]
@@ -433,8 +454,12 @@ local function process(ctx)
   err = action.check_parameters(p)
   if err then return err end
 
-  local body, code = action.call(p, ctx.request_id)
-  return { status = 200, code = code, body = body, root = action.name .. "Response" }
+  local body, code, fault = action.call(p, ctx.request_id, ctx.faults)
+  store.count_execution(action.name, params_text(p, auth.common), code == "OK")
+  local result = { status = 200, code = code, body = body, root = action.name .. "Response",
+                   listing_fault = fault }
+  faults_after.after_action(ctx, action.name, result)
+  return result
 end
 
 -- Encoding and sending ----------------------------------------------------------
@@ -447,6 +472,7 @@ end
 
 -- Body text and content type for a result.
 local function encode(ctx, result)
+  if result.raw then return result.raw, result.content_type end
   local body_value, root
   if result.body then
     body_value, root = result.body, result.root
@@ -503,21 +529,7 @@ local function log_entry(ctx, http_status, code, fault)
     })
 end
 
-local function every(n, count)
-  return n > 0 and count % n == 0
-end
-
--- error_500_once_every: the first request for every Nth page of a listing.
--- Keyed by what the request asks for, not by when it arrives, so a spec with
--- several requests in flight knows which pages fail, and that each fails once.
-local function first_try_of_every_nth_page(n, ctx)
-  local p = ctx.params
-  if n == 0 or not p then return false end
-  local page = tonumber(p.CurrentPage or "1") or 1
-  if page % n ~= 0 then return false end
-  return store.first_time(table.concat({ tostring(p.Action or ctx.headers["x-acs-action"]),
-    tostring(p.JobId), tostring(p.TaskStatus), tostring(p["DeviceNames.1"]), page }, "\0"))
-end
+local every = faults_after.every
 
 function M.handle()
   local ctx = {
@@ -546,6 +558,7 @@ function M.handle()
 
   local faults = ctx.faults
   local count = store.next_request_number()
+  ctx.count = count
   if faults.latency_ms > 0 then ngx.sleep(faults.latency_ms / 1000) end
 
   -- Faults that pre-empt processing: the request never reaches the checks.
@@ -554,7 +567,7 @@ function M.handle()
     return ngx.exit(444)            -- nginx closes the connection, no response
   end
   local result, fault
-  if every(faults.error_500_every, count) or first_try_of_every_nth_page(faults.error_500_once_every, ctx) then
+  if every(faults.error_500_every, count) or faults_after.once_every("error_500", faults.error_500_once_every, ctx) then
     result, fault = gateway_error(500, "InternalError",
       "The request processing has failed due to some unknown error, exception or failure."), "error_500"
   elseif every(faults.error_503_every, count) then
@@ -562,7 +575,15 @@ function M.handle()
       "The request has failed due to a temporary failure of the server."), "error_503"
   else
     result = process(ctx)
+    fault = result.fault
   end
+
+  if result.reset then
+    -- The request was read (and its nonce recorded, or its write executed).
+    store.log_append(log_entry(ctx, 444, "ConnectionReset", fault))
+    return ngx.exit(444)
+  end
+  if result.sleep_ms then ngx.sleep(result.sleep_ms / 1000) end
 
   local body, content_type = encode(ctx, result)
   local status = result.status
@@ -574,19 +595,31 @@ function M.handle()
   elseif not fault and every(faults.truncated_every, count) then
     fault, status = "truncated", 200
     body = body:sub(1, math.floor(#body / 2))
-  elseif faults.huge_body_bytes > #body then
+  elseif faults.huge_body_bytes > #body and not result.raw then
     -- Whitespace keeps the body valid JSON/XML and its meaning unchanged.
     local pad = string.rep(" ", faults.huge_body_bytes - #body)
     if ctx.json then body = body:sub(1, -2) .. pad .. "}" else body = body .. pad end
     fault = fault or "huge_body"
   end
 
-  store.log_append(log_entry(ctx, status, result.code, fault))
+  store.log_append(log_entry(ctx, status, result.code, fault or result.listing_fault))
+
+  if result.early_hints then
+    -- nginx cannot send an interim response itself: write the whole answer
+    -- on the raw connection (nginx closes it afterwards).
+    local sock = assert(ngx.req.socket(true))
+    sock:send("HTTP/1.1 103 Early Hints\r\nLink: </>; rel=preconnect\r\n\r\n" ..
+      "HTTP/1.1 " .. status .. " OK\r\nDate: " .. ngx.http_time(ngx.time()) .. "\r\nContent-Type: " .. content_type ..
+      "\r\nContent-Length: " .. #body .. "\r\nx-acs-request-id: " .. ctx.request_id ..
+      "\r\nConnection: close\r\n\r\n" .. body)
+    return
+  end
 
   ngx.status = status
   ngx.header["Content-Type"] = content_type
   ngx.header["Content-Length"] = #body
   ngx.header["x-acs-request-id"] = ctx.request_id
+  for name, value in pairs(result.headers or {}) do ngx.header[name] = value end
   ngx.print(body)
 end
 

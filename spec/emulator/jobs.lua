@@ -11,6 +11,11 @@
 -- Job ids:
 --   job-<N>            N tasks, statuses follow STATUS_PATTERN (period 20)
 --   job-<N>-<STATUS>   N tasks, all in STATUS (e.g. job-150000-QUEUED)
+--   job-<N>-with-<X>   N tasks, STATUS_PATTERN except that position 20 (a
+--                      SUCCEEDED) holds X, any upper-case name: with a name
+--                      the API reference does not list (SCHEDULED, PAUSED)
+--                      the job's Total exceeds the sum of its documented
+--                      statuses (job-150000-with-SCHEDULED)
 --   demo-job           40 tasks with realistic device names, STATUS_PATTERN
 -- N is a decimal without leading zeros, 0 <= N <= MAX_TASKS (job-0 is empty).
 
@@ -35,14 +40,39 @@ M.STATUS_PATTERN = {
 }
 local PERIOD = #M.STATUS_PATTERN
 
--- For each status: the positions (1..PERIOD) it occupies, ascending.
-local POSITIONS = {}
-for _, s in ipairs(M.STATUSES) do POSITIONS[s] = {} end
-for p, s in ipairs(M.STATUS_PATTERN) do table.insert(POSITIONS[s], p) end
+-- For each status of a pattern: the positions (1..PERIOD) it occupies,
+-- ascending. One table per pattern, made on first use.
+local POSITIONS_OF = setmetatable({}, { __mode = "k" })
+local function positions_of(pattern)
+  local pos = POSITIONS_OF[pattern]
+  if pos then return pos end
+  pos = {}
+  for _, s in ipairs(M.STATUSES) do pos[s] = {} end
+  for p, s in ipairs(pattern) do
+    pos[s] = pos[s] or {}
+    table.insert(pos[s], p)
+  end
+  POSITIONS_OF[pattern] = pos
+  return pos
+end
+M.positions_of = positions_of
 
--- Status of task i in a mixed job (job-<N>, demo-job).
+-- Status of task i in a mixed job with the standard pattern (job-<N>, demo-job).
 function M.status_of(i)
   return M.STATUS_PATTERN[(i - 1) % PERIOD + 1]
+end
+
+-- The pattern of job-<N>-with-<X>: STATUS_PATTERN with X at position 20.
+local WITH_PATTERNS = {}
+local function with_pattern(extra)
+  local pattern = WITH_PATTERNS[extra]
+  if not pattern then
+    pattern = {}
+    for p, s in ipairs(M.STATUS_PATTERN) do pattern[p] = s end
+    pattern[PERIOD] = extra
+    WITH_PATTERNS[extra] = pattern
+  end
+  return pattern
 end
 
 -- Device name of task i in job-<N> and job-<N>-<STATUS> (the same device i in
@@ -86,35 +116,41 @@ local DEMO_INDEX = {}
 for i, name in ipairs(DEMO_DEVICES) do DEMO_INDEX[name] = i end
 
 -- Parse a JobId. Returns a job descriptor or nil when the job does not exist:
---   { id, kind = "mixed"|"uniform", size, status (uniform only), demo (bool) }
+--   { id, kind = "mixed"|"uniform", size, status (uniform only), demo (bool),
+--     pattern (mixed only: 20 statuses), extra_status (job-<N>-with-<X> only) }
 function M.parse(job_id)
   if job_id == "demo-job" then
-    return { id = job_id, kind = "mixed", size = #DEMO_DEVICES, demo = true }
+    return { id = job_id, kind = "mixed", size = #DEMO_DEVICES, demo = true, pattern = M.STATUS_PATTERN }
   end
-  local n, status = job_id:match("^job%-(%d+)%-([A-Z_]+)$")
+  local n, with, status = job_id:match("^job%-(%d+)%-(with%-)([A-Z][A-Z_]*)$")
+  if not n then n, status = job_id:match("^job%-(%d+)%-([A-Z_]+)$") end
   if not n then n = job_id:match("^job%-(%d+)$") end
   if not n then return nil end
   if #n > 1 and n:sub(1, 1) == "0" then return nil end   -- one spelling per job
   local size = tonumber(n)
   if size > M.MAX_TASKS then return nil end
+  if with then
+    if #status > 32 then return nil end
+    return { id = job_id, kind = "mixed", size = size, pattern = with_pattern(status), extra_status = status }
+  end
   if status then
     if not IS_STATUS[status] then return nil end
     return { id = job_id, kind = "uniform", size = size, status = status }
   end
-  return { id = job_id, kind = "mixed", size = size }
+  return { id = job_id, kind = "mixed", size = size, pattern = M.STATUS_PATTERN }
 end
 
 -- Status of task i of a job.
 function M.job_status_of(job, i)
   if job.kind == "uniform" then return job.status end
-  return M.status_of(i)
+  return job.pattern[(i - 1) % PERIOD + 1]
 end
 
 -- Number of tasks of the job, or of those in status (status nil = all).
 function M.count(job, status)
   if status == nil then return job.size end
   if job.kind == "uniform" then return status == job.status and job.size or 0 end
-  local pos = POSITIONS[status]
+  local pos = positions_of(job.pattern)[status]
   if not pos then return 0 end
   local full, rest = floor(job.size / PERIOD), job.size % PERIOD
   local c = full * #pos
@@ -128,7 +164,7 @@ end
 -- Caller guarantees 1 <= k <= count(job, status).
 function M.kth(job, status, k)
   if status == nil or job.kind == "uniform" then return k end
-  local pos = POSITIONS[status]
+  local pos = positions_of(job.pattern)[status]
   local per = #pos
   return floor((k - 1) / per) * PERIOD + pos[(k - 1) % per + 1]
 end
@@ -137,8 +173,8 @@ end
 -- TaskDesc over the FAILED tasks.
 local function rank_in_status(job, i)
   if job.kind == "uniform" then return i end
-  local status = M.status_of(i)
-  local pos = POSITIONS[status]
+  local status = M.job_status_of(job, i)
+  local pos = positions_of(job.pattern)[status]
   local p = (i - 1) % PERIOD + 1
   local r = floor((i - 1) / PERIOD) * #pos
   for idx, q in ipairs(pos) do
@@ -215,7 +251,7 @@ M.SHARED_FIRMWARE_JOBS = 100
 
 function M.firmware_id(job)
   if type(job) == "string" then job = assert(M.parse(job), "unknown job " .. job) end
-  if job.kind == "mixed" and not job.demo and job.size < M.SHARED_FIRMWARE_JOBS then
+  if job.id == "job-" .. job.size and job.size < M.SHARED_FIRMWARE_JOBS then
     return M.SHARED_FIRMWARE
   end
   return "FW-" .. job.id

@@ -30,6 +30,7 @@ local floor = math.floor
 
 M.CANCELED_DESC = "canceled by user"
 M.ACTIVE = { "QUEUED", "NOTIFIED", "IN_PROGRESS", "CONFIRM" }
+M.FINAL = { SUCCEEDED = true, FAILED = true, CANCELED = true }
 M.REUPGRADABLE = { FAILED = true, CANCELED = true }
 M.MAX_OVERRIDES = 10000          -- per job
 
@@ -79,10 +80,11 @@ local function base_set(m, status)
   return set
 end
 
--- Sorted pattern positions (1..PERIOD) whose status is in set.
-local function positions(set)
+-- Sorted pattern positions (1..PERIOD) of the job whose status is in set.
+local function positions(job, set)
   local pos = {}
-  for p, s in ipairs(jobs.STATUS_PATTERN) do
+  if job.kind == "uniform" then return pos end
+  for p, s in ipairs(job.pattern) do
     if set[s] then pos[#pos + 1] = p end
   end
   return pos
@@ -119,7 +121,7 @@ end
 -- A filter for status S: everything count/kth need, computed once per request.
 function M.filter(job, m, status)
   local set = base_set(m, status)
-  local f = { job = job, set = set, pos = positions(set), removed = {}, added = {} }
+  local f = { job = job, set = set, pos = positions(job, set), removed = {}, added = {} }
   for i, o in pairs(m and m.overrides or {}) do
     if i <= job.size then
       if set[jobs.job_status_of(job, i)] then f.removed[#f.removed + 1] = i end
@@ -164,12 +166,15 @@ function M.kth(job, m, status, k)
 end
 
 -- JobStatus: IN_PROGRESS while any task is QUEUED, NOTIFIED, IN_PROGRESS or
--- CONFIRM; else CANCELED once a cancel was accepted; else COMPLETE (the value the
+-- CONFIRM (or in the undocumented status of a job-<N>-with-<X>, unless X is
+-- final); else CANCELED once a cancel was accepted; else COMPLETE (the value the
 -- API reference documents).
 function M.job_status(job, m)
   for _, s in ipairs(M.ACTIVE) do
     if M.count(job, m, s) > 0 then return "IN_PROGRESS" end
   end
+  local x = job.extra_status
+  if x and not M.FINAL[x] and M.count(job, m, x) > 0 then return "IN_PROGRESS" end
   if m and m.cancel_requested then return "CANCELED" end
   return "COMPLETE"
 end
@@ -208,10 +213,9 @@ function M.task_index(job, task_id)
   return i
 end
 
--- Puts the tasks (list of indexes, each FAILED or CANCELED: checked by the
--- caller) back to QUEUED. Returns m, or nil and a reason when the job would
--- exceed MAX_OVERRIDES.
-function M.reupgrade(job, m, indexes)
+-- Sets the tasks (list of indexes) to status. Returns m (created when nil),
+-- or nil and a reason when the job would exceed MAX_OVERRIDES.
+function M.move(job, m, indexes, status)
   m = m or M.new()
   local n = 0
   for _ in pairs(m.overrides) do n = n + 1 end
@@ -219,16 +223,38 @@ function M.reupgrade(job, m, indexes)
     if not m.overrides[i] then n = n + 1 end
   end
   if n > M.MAX_OVERRIDES then
-    return nil, "a job keeps at most " .. M.MAX_OVERRIDES .. " re-upgraded tasks in the emulator"
+    return nil, "a job keeps at most " .. M.MAX_OVERRIDES .. " changed tasks in the emulator"
   end
   for _, i in ipairs(indexes) do
     -- An override equal to what the task shows without it is dropped, which
     -- keeps the map small; the result is the same.
     local without = jobs.job_status_of(job, i)
     if m.canceled[without] then without = "CANCELED" end
-    if without == "QUEUED" then m.overrides[i] = nil else m.overrides[i] = "QUEUED" end
+    if without == status then m.overrides[i] = nil else m.overrides[i] = status end
   end
   return m
+end
+
+-- Puts the tasks (list of indexes, each FAILED or CANCELED: checked by the
+-- caller) back to QUEUED. Same results as move.
+function M.reupgrade(job, m, indexes)
+  return M.move(job, m, indexes, "QUEUED")
+end
+
+-- Where a task goes next in its life, and where a task in a status came
+-- from (the listing faults status_leave_tasks / status_enter_tasks). A
+-- SUCCEEDED task never leaves; nothing enters CONFIRM.
+M.NEXT = { QUEUED = "NOTIFIED", NOTIFIED = "IN_PROGRESS", IN_PROGRESS = "SUCCEEDED", CONFIRM = "QUEUED",
+           FAILED = "QUEUED", CANCELED = "QUEUED" }
+M.PREVIOUS = { QUEUED = "CONFIRM", NOTIFIED = "QUEUED", IN_PROGRESS = "NOTIFIED", SUCCEEDED = "IN_PROGRESS",
+               FAILED = "IN_PROGRESS", CANCELED = "QUEUED" }
+
+-- The first k tasks (indexes, in task order) now in status.
+function M.first_in_status(job, m, status, k)
+  local f = M.filter(job, m, status)
+  local out = {}
+  for j = 1, math.min(k, M.filter_count(f)) do out[j] = M.filter_kth(f, j) end
+  return out
 end
 
 -- Serialization for the shared dict (plain tables, string keys) --------------

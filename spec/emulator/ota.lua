@@ -10,6 +10,7 @@ local jobs = require "jobs"
 local jobstate = require "jobstate"
 local codec = require "codec"
 local store = require "store"
+local ota_faults = require "ota_faults"
 
 local M = {
   name = "ListOTATaskByJob",
@@ -103,7 +104,9 @@ local function success(request_id, total, page_size, current_page, page_count, t
       CurrentPage = current_page, PageCount = page_count, Data = data }), "OK"
 end
 
-function M.call(params, request_id)
+-- faults: the gateway's fault config (store.faults()); its listing options
+-- (ota_faults.lua) reshape paged answers. Returns body, code, fault name.
+function M.call(params, request_id, faults)
   local status = params.TaskStatus
   if status ~= nil and not jobs.IS_STATUS[status] then
     return iot_error(request_id, "iot.common.InvalidParameter",
@@ -159,6 +162,18 @@ function M.call(params, request_id)
 
   local filter = status and jobstate.filter(job, m, status)
   local total = filter and jobstate.filter_count(filter) or job.size
+  if faults and ota_faults.active(faults) then
+    local plan = ota_faults.plan(faults, params, total, page_size, current_page)
+    local first, last = ota_faults.range(plan, page_size, total)
+    local tasks = {}
+    for p = first, last do
+      local k = plan.position(p)
+      tasks[#tasks + 1] = task_object(job, m, filter and jobstate.filter_kth(filter, k) or k)
+    end
+    local body, code = success(request_id, plan.total, page_size, plan.current_page, plan.page_count, tasks)
+    ota_faults.after_page(faults, params, job, total, page_size, current_page)
+    return body, code, plan.fault
+  end
   local page_count = math.ceil(total / page_size)
   local first = (current_page - 1) * page_size + 1
   local last = math.min(current_page * page_size, total)

@@ -4,7 +4,7 @@
 -- Parameters: JobId (required), Booleans "true"/"false" (default false):
 --   CancelQueuedTask -> QUEUED, CancelNotifiedTask -> NOTIFIED,
 --   CancelInProgressTask -> IN_PROGRESS, CancelUnconfirmedTask -> CONFIRM,
---   CancelScheduledTask (accepted; the synthetic jobs have no scheduled tasks).
+--   CancelScheduledTask -> SCHEDULED (only job-<N>-with-SCHEDULED has such tasks).
 -- The change is status-level (jobstate.cancel): ListOTATaskByJob then shows
 -- those tasks as CANCELED with TaskDesc "canceled by user", and paging stays
 -- arithmetic. Success: {"RequestId","Success":true}.
@@ -19,7 +19,7 @@ local lib = require "actionlib"
 local M = { name = "CancelOTATaskByJob", version = "2018-01-20" }
 
 M.FLAGS = {
-  { "CancelScheduledTask", nil },
+  { "CancelScheduledTask", "SCHEDULED" },
   { "CancelQueuedTask", "QUEUED" },
   { "CancelNotifiedTask", "NOTIFIED" },
   { "CancelInProgressTask", "IN_PROGRESS" },

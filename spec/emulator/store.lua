@@ -10,16 +10,35 @@ local M = {}
 local log_dict = ngx.shared.emu_log          -- "n" = entry count, "<i>" = JSON entry i
 local nonce_dict = ngx.shared.emu_nonces     -- "<AccessKeyId>\0<nonce>" -> true, TTL 900 s
 local throttle_dict = ngx.shared.emu_throttle -- list "<AccessKeyId>" of request times
-local state_dict = ngx.shared.emu_state      -- "faults" (JSON), "requests" (counter), "once\0<key>"
+local state_dict = ngx.shared.emu_state      -- "faults" (JSON), "requests", "writes" (counters),
+                                             -- "once\0<key>", "shift\0<listing>" (fault state),
+                                             -- "exec\0<action>[\0<params>]\0calls|ok" (executions)
 local jobs_dict = ngx.shared.emu_jobs        -- "<JobId>" -> JSON mutation record (jobstate.lua)
 
 M.NONCE_TTL = 900
 
--- Fault options; every value is a non-negative integer, 0 = off.
+-- Fault options; every value is a non-negative integer, 0 = off (README.md,
+-- "Fault options"; faults.lua and ota_faults.lua apply them).
 M.FAULT_NAMES = {
   "latency_ms", "error_500_every", "error_503_every", "reset_every",
   "malformed_every", "truncated_every", "qps", "huge_body_bytes",
   "error_500_once_every",
+  -- listings of ListOTATaskByJob (ota_faults.lua)
+  "shift_tasks", "status_leave_tasks", "status_enter_tasks", "shift_every_page", "shift_after_page",
+  "repeat_page", "repeat_page_once", "empty_page", "empty_page_once", "wrong_page", "wrong_page_once",
+  "page_count_zero", "page_count_one", "total_grow", "total_shrink", "total_from_page",
+  -- answers (faults.lua)
+  "throttle_200_every", "throttle_200_once_every", "success_string_every", "success_string_once_every",
+  "success_missing_every", "success_missing_once_every",
+  "redirect_every", "redirect_once_every", "redirect_status",
+  "informational_every", "informational_once_every", "early_hints_every", "early_hints_once_every",
+  "reset_after_nonce_every", "reset_after_nonce_once_every", "reset_reused_every",
+  "write_502_every", "write_timeout_every", "write_reset_every", "write_timeout_ms",
+}
+
+-- Options with a range beyond "non-negative integer".
+local RANGES = {
+  redirect_status = { 300, 399 },
 }
 
 -- Request log ---------------------------------------------------------------
@@ -95,15 +114,20 @@ function M.set_faults(config)
     if not known[k] then
       return nil, "unknown fault option " .. tostring(k) .. " (known: " .. table.concat(M.FAULT_NAMES, ", ") .. ")"
     end
-    if type(v) ~= "number" or v < 0 or v ~= math.floor(v) then
+    if type(v) ~= "number" or v < 0 or v ~= math.floor(v) or v > 2147483647 then
       return nil, "fault option " .. k .. " must be a non-negative integer"
+    end
+    local range = RANGES[k]
+    if range and v ~= 0 and (v < range[1] or v > range[2]) then
+      return nil, "fault option " .. k .. " must be 0 or from " .. range[1] .. " to " .. range[2]
     end
     clean[k] = v
   end
   state_dict:set("faults", cjson.encode(clean))
   state_dict:set("requests", 0)
+  state_dict:set("writes", 0)
   for _, key in ipairs(state_dict:get_keys(0)) do
-    if key:find("^once\0") then state_dict:delete(key) end
+    if key:find("^once\0") or key:find("^shift\0") then state_dict:delete(key) end
   end
   return true
 end
@@ -116,6 +140,55 @@ end
 -- Number of this API request since the fault config was last set (1-based).
 function M.next_request_number()
   return state_dict:incr("requests", 1, 0)
+end
+
+-- Number of this executed write (CancelOTATaskByJob, ReupgradeOTATask) since
+-- the fault config was last set (1-based).
+function M.next_write_number()
+  return state_dict:incr("writes", 1, 0)
+end
+
+-- Shifts of a listing's order (fault shift_tasks) since the config was set.
+function M.shifts(listing)
+  return state_dict:get("shift\0" .. listing) or 0
+end
+
+function M.add_shift(listing)
+  return state_dict:incr("shift\0" .. listing, 1, 0)
+end
+
+-- Executions ------------------------------------------------------------------
+-- Every time an action's code ran (the request passed every gateway check),
+-- per action and per distinct parameter set; "ok" counts those that
+-- answered Success. Kept until reset, not cleared by a new fault config.
+
+function M.count_execution(action, params_text, ok)
+  for _, key in ipairs({ "exec\0" .. action, "exec\0" .. action .. "\0" .. params_text }) do
+    state_dict:incr(key .. "\0calls", 1, 0)
+    state_dict:incr(key .. "\0ok", ok and 1 or 0, 0)
+  end
+end
+
+-- { [action] = { calls, ok, by_params = { [params_text] = { calls, ok } } } }
+function M.executions()
+  local out = {}
+  for _, key in ipairs(state_dict:get_keys(0)) do
+    local rest, field = key:match("^exec%z(.*)%z(%a+)$")
+    if rest then
+      local action, params_text = rest:match("^([^%z]*)%z(.*)$")
+      action = action or rest
+      local a = out[action] or { calls = 0, ok = 0, by_params = {} }
+      out[action] = a
+      if params_text then
+        local b = a.by_params[params_text] or { calls = 0, ok = 0 }
+        a.by_params[params_text] = b
+        b[field] = state_dict:get(key)
+      else
+        a[field] = state_dict:get(key)
+      end
+    end
+  end
+  return out
 end
 
 -- Job mutations (CancelOTATaskByJob, ReupgradeOTATask) ----------------------------
