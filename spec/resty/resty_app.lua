@@ -122,6 +122,31 @@ local function fixtures()
   return out
 end
 
+-- The trustworthy-listing cases over cosockets: a listing (distinct tasks,
+-- or the error's code) and a write (the error's code and maybe_executed).
+local function trust_list(job, concurrency)
+  local client = client_for(resty.new{ timeout = 5 }, { rate_limit = false, max_retries = 3 })
+  local seen, distinct, dups = {}, 0, 0
+  local ok, err = pcall(function()
+    for task in client:tasks{ JobId = job, concurrency = concurrency } do
+      if seen[task.TaskId] then dups = dups + 1 else seen[task.TaskId], distinct = true, distinct + 1 end
+    end
+  end)
+  client:close()
+  return { ok = ok, distinct = distinct, dups = dups, code = not ok and type(err) == "table" and err.code or nil,
+           err = not ok and tostring(err) or nil }
+end
+
+local function trust_write(action, job)
+  local client = client_for(resty.new{ timeout = 5 }, { rate_limit = false, max_retries = 3 })
+  local p = action == "CancelOTATaskByJob" and { JobId = job, CancelQueuedTask = true }
+    or { JobId = job, TaskId = { job .. "-T0000002" } }
+  local r, err = client:call(action, p)
+  client:close()
+  return { ok = r ~= nil, code = err and err.code, maybe_executed = err and err.maybe_executed,
+           message = err and err.message }
+end
+
 function app.handle()
   local uri, args = ngx.var.uri, ngx.req.get_uri_args()
   if uri == "/t/init" then
@@ -162,6 +187,10 @@ function app.handle()
     out.rogue = get(resty.new{ timeout = 5 }, args.rogue)
     out.unverified = get(resty.new{ timeout = 5, ssl_verify = false }, args.rogue)
     return reply(200, out)
+  elseif uri == "/t/trust_list" then
+    return reply(200, trust_list(args.job, tonumber(args.concurrency)))
+  elseif uri == "/t/trust_write" then
+    return reply(200, trust_write(args.action, args.job))
   elseif uri == "/t/fixtures" then
     return reply(200, fixtures())
   end

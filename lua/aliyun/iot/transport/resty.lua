@@ -389,7 +389,8 @@ function Transport:concurrent(_n) -- the scheduler keeps at most n in flight
   local threads, count = {}, 0
   local transport = self
   local function run(id, req)
-    local ok, status, body, headers = pcall(transport.request, transport, req.method, req.url, req.headers, req.body)
+    local ok, status, body, headers = pcall(transport.request, transport, req.method, req.url, req.headers, req.body,
+      req)
     if not ok then
       return id, nil, errors.new(codes.TRANSPORT_ERROR, tostring(status), { retryable = false })
     end
