@@ -40,6 +40,7 @@ build = {
       ["aliyun.iot.params"] = "lua/aliyun/iot/params.lua",
       ["aliyun.iot.request"] = "lua/aliyun/iot/request.lua",
       ["aliyun.iot.pager"] = "lua/aliyun/iot/pager.lua",
+      ["aliyun.iot.walk"] = "lua/aliyun/iot/walk.lua",
       ["aliyun.iot.schedule"] = "lua/aliyun/iot/schedule.lua",
       ["aliyun.iot.defaults"] = "lua/aliyun/iot/defaults.lua",
       ["aliyun.iot.time"] = "lua/aliyun/iot/time.lua",
@@ -57,6 +58,7 @@ build = {
       ["aliyun.iot.transport"] = "lua/aliyun/iot/transport/init.lua",
       ["aliyun.iot.transport.curl"] = "lua/aliyun/iot/transport/curl.lua",
       ["aliyun.iot.transport.resty"] = "lua/aliyun/iot/transport/resty.lua",
+      ["aliyun.iot.transport.http1"] = "lua/aliyun/iot/transport/http1.lua",
    },
    install = {
       bin = { ["aliyun-ota"] = "bin/aliyun-ota" },

@@ -6,7 +6,7 @@
 --     access_key_secret = os.getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET") })
 --   for task in client:tasks{ JobId = job_id } do print(task.DeviceName, task.TaskStatus) end
 --
--- Requiring this module does no I/O; iot.new creates a libcurl handle but
+-- Requiring this module does no I/O; iot.new creates its transport but
 -- connects only on the first call.
 local core = require("aliyun.iot.core")
 local errors = require("aliyun.iot.errors")
@@ -137,18 +137,14 @@ function iot.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2) end
   local ok, err = check_options(opts)
   if not ok then return nil, err end
-  -- The metadata service (ECS RAM roles) is reached directly, never through
-  -- a proxy meant for the API; its session is made on first use only.
-  local metadata_session
   local provider
   provider, err = credentials.chain{
     access_key_id = opts.access_key_id, access_key_secret = opts.access_key_secret,
     security_token = opts.security_token, profile = opts.profile, role_name = opts.role_name,
     metadata_url = opts.metadata_url, refresh_margin = opts.credentials_refresh_margin, clock = opts.clock,
-    http = function(method, url, headers)
-      metadata_session = metadata_session or core.new_session{ timeout = 2, connect_timeout = 1, proxy = "" }
-      return metadata_session:request(method, url, headers)
-    end,
+    -- The metadata service (ECS RAM roles) is reached directly, never through
+    -- a proxy meant for the API, over a transport made on first use only.
+    http = transports.http_function{ timeout = 2, connect_timeout = 1, proxy = "" },
   }
   if not provider then return nil, err end
   local base_url, region = resolve_endpoint(opts, provider.region)

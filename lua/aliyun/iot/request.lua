@@ -75,7 +75,7 @@ function request.sign_v3(state, creds, action, api_params, at, signature_nonce)
     ["x-acs-signature-nonce"] = signature_nonce,
     ["x-acs-content-sha256"] = EMPTY_BODY_SHA256,
     ["x-acs-security-token"] = creds.security_token,
-    -- Set explicitly: libcurl would add it to a POST anyway, and a
+    -- Set explicitly: an HTTP client adds one to a POST anyway, and a
     -- content-type that is sent must also be signed.
     ["content-type"] = "application/x-www-form-urlencoded",
   }
@@ -168,10 +168,11 @@ end
 --- Sign the next attempt of `call` at monotonic time `now`, with `creds`
 -- (or the client's current credentials). Returns req, creds or nil, err.
 -- req.timeout is what the deadline leaves of the client's timeout; req.fresh
--- asks the transport for a new connection: always for a write (libcurl
--- re-sends a request by itself when a reused connection fails before any
--- answer, and the gateway would execute the copy), and for a read after a
--- reset or a SignatureNonceUsed (a server may reset every reused connection).
+-- asks the transport for a new connection: always for a write (an HTTP
+-- client may re-send a request by itself when a reused connection fails
+-- before any answer, and the gateway would execute the copy), and for a read
+-- after a reset or a SignatureNonceUsed (a server may reset every reused
+-- connection).
 function request.next_attempt(call, now, creds)
   local state = call.state
   if not call.started then
@@ -194,13 +195,10 @@ function request.next_attempt(call, now, creds)
   return req, creds
 end
 
--- Transport failures that prove the request never left: no name, no
--- connection, no TLS session (libcurl's codes; the resty transport says
--- request_sent = false itself).
-local NOT_SENT_CURL = { [5] = true, [6] = true, [7] = true, [35] = true }
+-- Transport failures that prove the request never left (no name, no
+-- connection, no TLS session): the transports say so with request_sent = false.
 local function never_sent(err)
-  if err.request_sent == false then return true end
-  return err.curl_code ~= nil and NOT_SENT_CURL[err.curl_code] == true
+  return err.request_sent == false
 end
 
 local function is_transport_failure(err)
@@ -208,8 +206,8 @@ local function is_transport_failure(err)
 end
 
 -- A read is also sent again after a malformed or truncated answer and after
--- SignatureNonceUsed (libcurl's silent re-send of the same bytes met the
--- nonce the first copy had left at the gateway); re-signed, it is new.
+-- SignatureNonceUsed (a silent re-send of the same bytes by the HTTP client
+-- met the nonce the first copy had left at the gateway); re-signed, it is new.
 local READ_RETRYABLE = { [codes.BAD_RESPONSE] = true, SignatureNonceUsed = true }
 
 -- Whether a failed write may still have been carried out by the service.

@@ -12,7 +12,7 @@
 --                            sleeps up to `seconds` when nothing is in flight
 --   pending() -> n           started and not yet returned by wait
 --   close()                  abandon whatever is in flight
--- Nothing here runs inside libcurl or yields across a C call: an engine's
+-- Nothing here runs inside a C transfer or yields across a C call: an engine's
 -- wait() returns before the caller's coroutine yields a result.
 local request = require("aliyun.iot.request")
 

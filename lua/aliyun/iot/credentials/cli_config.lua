@@ -14,7 +14,7 @@ local type, tostring, tonumber, ipairs = type, tostring, tonumber, ipairs
 local format, match, sub = string.format, string.match, string.sub
 
 local missing, invalid = common.missing, common.invalid
-local nonempty, quotable = common.nonempty, common.quotable
+local nonempty = common.nonempty
 
 local cli_config = {}
 
@@ -56,18 +56,14 @@ local function placeholder(doc, p, name, named)
 end
 
 -- config.json's modes, as credentials/profile.lua's kinds.
-local MODES = { AK = "keys", StsToken = "sts", EcsRamRole = "ecs" }
+local DIALECT = { source = "cli-profile", kinds = { AK = "keys", StsToken = "sts", EcsRamRole = "ecs" },
+  no_token = " (mode StsToken) has no sts_token",
+  unsupported = " uses mode %s, which aliyun.iot does not support (use AK, StsToken or EcsRamRole)" }
 
 -- A provider from a profile, or nil, err.
 local function from_profile(p, name, path, ecs_role)
-  local mode = nonempty(p.mode) or "AK"
-  return profile.provider(p, {
-    kind = MODES[mode], token = p.sts_token, role = p.ram_role_name,
-    where = format("profile %q in %s", name, path), source = format("cli-profile:%s (%s)", name, path),
-    no_token = " (mode StsToken) has no sts_token",
-    unsupported = format(" uses mode %s, which aliyun.iot does not support (use AK, StsToken or EcsRamRole)",
-      quotable(mode)),
-  }, ecs_role)
+  return profile.provider(p, DIALECT, { kind = nonempty(p.mode) or "AK", token = p.sts_token,
+    role = p.ram_role_name, name = name, path = path, where = format("profile %q in %s", name, path) }, ecs_role)
 end
 
 --- The provider for profile `named` (nil: the file's current, else "default") of the

@@ -58,10 +58,9 @@ end
 
 local function http_of(state)
   if state.http then return state.http end
-  -- No transport given: a private libcurl session with short timeouts, created on
-  -- first use (never at require or chain time).
-  local session = require("aliyun.iot.core").new_session{ timeout = 2, connect_timeout = 1 }
-  state.http = function(method, url, headers) return session:request(method, url, headers) end
+  -- None given: a transport of its own with short timeouts, made on first use
+  -- (never at require or chain time).
+  state.http = require("aliyun.iot.transport").http_function{ timeout = 2, connect_timeout = 1, proxy = "" }
   return state.http
 end
 

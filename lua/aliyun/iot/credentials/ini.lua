@@ -17,7 +17,7 @@ local format, match, gsub, sub, find, lower = string.format, string.match, strin
   string.sub, string.find, string.lower
 
 local missing, invalid = common.missing, common.invalid
-local nonempty, trim, quotable = common.nonempty, common.trim, common.quotable
+local nonempty, trim = common.nonempty, common.trim
 
 local ini = {}
 
@@ -85,8 +85,10 @@ function ini.parse(text, path)
   return sections
 end
 
--- The INI file's types, as credentials/profile.lua's kinds.
-local TYPES = { access_key = "keys", sts = "sts", ecs_ram_role = "ecs" }
+-- The INI file's names for credentials/profile.lua's kinds, and its messages.
+local DIALECT = { source = "credentials-file", kinds = { access_key = "keys", sts = "sts", ecs_ram_role = "ecs" },
+  no_token = " (type sts) has no security_token",
+  unsupported = " has type %s, which aliyun.iot does not support (use access_key, sts or ecs_ram_role)" }
 
 -- A provider from a section, or nil, err. A section with no type but an access_key_id
 -- is an access_key one.
@@ -95,13 +97,8 @@ local function from_section(s, name, path, ecs_role)
   local kind = nonempty(s.type)
   if not kind and nonempty(s.access_key_id) then kind = "access_key" end
   if not kind then return missing(where .. " has no type (e.g. type = access_key)") end
-  return profile.provider(s, {
-    kind = TYPES[kind], token = nonempty(s.security_token) or s.sts_token, role = s.role_name,
-    where = where, source = format("credentials-file:%s (%s)", name, path),
-    no_token = " (type sts) has no security_token",
-    unsupported = format(" has type %s, which aliyun.iot does not support (use access_key, sts or ecs_ram_role)",
-      quotable(kind)),
-  }, ecs_role)
+  return profile.provider(s, DIALECT, { kind = kind, token = nonempty(s.security_token) or s.sts_token,
+    role = s.role_name, name = name, path = path, where = where }, ecs_role)
 end
 
 --- The provider for section `named` (nil: [default]) of the INI file at `path` whose text

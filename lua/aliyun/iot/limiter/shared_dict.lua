@@ -5,7 +5,7 @@
 -- clock for all workers of a machine).
 --
 -- This module knows no nginx: it is handed the dict (any object with the
--- ngx.shared.DICT methods add, get, set, delete) and a function that pauses
+-- methods of an OpenResty shared dict: add, get, set, delete) and a function that pauses
 -- between lock attempts, or nil where the phase cannot yield. The resty
 -- transport, the one place that knows nginx, finds both
 -- (transport.resty.limiter_store).

@@ -37,6 +37,15 @@ function curl.options(opts)
   }
 end
 
+-- libcurl's codes for failures before the request left: no proxy or host
+-- name, no connection, no TLS session. Marked request_sent = false, so that
+-- a write may be sent again exactly then.
+local NOT_SENT = { [5] = true, [6] = true, [7] = true, [35] = true }
+local function mark_unsent(err)
+  if err and NOT_SENT[err.curl_code] then err.request_sent = false end
+  return err
+end
+
 local Transport = {}
 Transport.__index = Transport
 Transport.__name = "aliyun.iot.CurlTransport"
@@ -48,7 +57,9 @@ end
 
 -- opts: timeout, fresh (see aliyun.iot.transport); the C Session reads only those.
 function Transport:request(method, url, headers, body, opts)
-  return self.session:request(method, url, headers, body, opts)
+  local status, rbody, rheaders = self.session:request(method, url, headers, body, opts)
+  if not status then return nil, mark_unsent(rbody) end
+  return status, rbody, rheaders
 end
 
 --- Up to n transfers in flight on a Multi of this listing's own; its wait()
@@ -60,7 +71,11 @@ function Transport:concurrent(n)
   local m = core.new_multi(options)
   return {
     start = function(id, req) m:add(id, req.method, req.url, req.headers, req.body, req) end,
-    wait = function(seconds) return m:wait(seconds) end,
+    wait = function(seconds)
+      local done = m:wait(seconds)
+      for i = 1, #done do mark_unsent(done[i].err) end
+      return done
+    end,
     pending = function() return m:pending() end,
     close = function() m:close() end,
   }

@@ -54,6 +54,17 @@ function transport.limiter_store()
   return nil
 end
 
+--- function(method, url, headers) -> status, body, headers | nil, err over
+-- a transport of its own, made on first use, for side services such as the
+-- ECS metadata service (reached directly: `opts` should say proxy = "").
+function transport.http_function(opts)
+  local t
+  return function(method, url, headers)
+    if not t then t = transport.select(opts) end
+    return t:request(method, url, headers)
+  end
+end
+
 --- The engine of a transport that has no concurrency of its own: each
 -- request is performed inside start(), and wait() hands it back.
 function transport.sequential(t, sleep)

@@ -1,0 +1,305 @@
+--- One listing's walk: its parts, their passes and the ledger of TaskIds
+-- (see aliyun.iot.pager for what a successful listing guarantees).
+--
+-- A listing is made of parts: the whole job, a TaskStatus part, or a chunk
+-- of 50 DeviceNames. For each part the walk knows how many tasks the service
+-- says exist (the latest Total: Total is the authority, PageCount is not
+-- trusted) and how many distinct tasks it has seen in that part. An empty
+-- page or a page of repeats is not the end; the end is the last page the
+-- latest Total promises. A part that ends short is walked again (up to
+-- max_passes), yielding only what is new; a part whose pages moved under the
+-- walk (repeats within a pass, a Total that changed) is walked once more to
+-- confirm nothing was missed. Still short: SDK.IncompleteListing, naming the
+-- part, expected, got and passes.
+--
+-- A job deeper than the service pages (CurrentPage x PageSize <= 100,000)
+-- is split by TaskStatus, and the status parts together are reconciled with
+-- the job's Total the same way (a status the client does not know, or tasks
+-- moving between statuses, would otherwise drop tasks silently).
+local defaults = require("aliyun.iot.defaults")
+local errors = require("aliyun.iot.errors")
+local params = require("aliyun.iot.params")
+
+local error, ipairs, pairs, setmetatable = error, ipairs, pairs, setmetatable
+local floor, ceil, min = math.floor, math.ceil, math.min
+local format, concat = string.format, table.concat
+
+local codes = errors.codes
+
+local walk = {}
+
+walk.DEFAULT_MAX_PASSES = defaults.max_passes
+
+local function raise(err) error(err, 0) end
+
+local function too_deep(listing, status, total, reachable)
+  local part = status and ("with TaskStatus=" .. status) or "in total"
+  return errors.new(codes.DEPTH_CAP_EXCEEDED, format(
+    "JobId %s has %d tasks %s, but the service pages only the first %d "
+    .. "(CurrentPage x PageSize <= %d); narrow the listing with DeviceNames",
+    listing.JobId, total, part, reachable, params.MAX_DEPTH), { retryable = false })
+end
+
+local Walk = {}
+Walk.__index = Walk
+
+local function describe_part(w, status, names)
+  local out = { "JobId " .. w.listing.JobId }
+  if status then out[#out + 1] = "TaskStatus=" .. status end
+  if names then out[#out + 1] = format("DeviceNames %s..%s (%d)", names[1], names[#names], #names) end
+  return concat(out, ", ")
+end
+
+local function incomplete(part, expected, got, passes, hint)
+  return errors.new(codes.INCOMPLETE_LISTING, format(
+    "%s: the service says %d tasks, %d distinct tasks were listed after %d pass%s%s",
+    part, expected, got, passes, passes == 1 and "" or "es", hint or ""),
+    { retryable = true, expected = expected, got = got, part = part, passes = passes })
+end
+
+--- Take a page's tasks into the listing: the tasks not yielded before are
+-- handed out. Counts, for the part walked under pass `token`, the tasks it
+-- has not seen in an earlier pass (part.distinct) and the repeats within
+-- this pass (the pages moved). The ledger, shared by every part of the
+-- listing, marks each TaskId with the pass that saw it last: a mark below
+-- the part's first pass was seen in another part.
+function Walk:take(page, part, token)
+  local ledger = self.ledger
+  local seen, tasks = ledger.seen, page.tasks
+  local kept, repeats, new = nil, 0, 0
+  for i = 1, #tasks do
+    local task = tasks[i]
+    local id = task.TaskId
+    local mark = id ~= nil and seen[id] or nil
+    if mark == nil then
+      if id ~= nil then
+        seen[id] = token
+        part.distinct = part.distinct + 1
+      end
+      new = new + 1
+      if kept then kept[#kept + 1] = task end
+    else
+      if not kept then
+        kept = {}
+        for j = 1, i - 1 do kept[j] = tasks[j] end
+      end
+      if mark < part.first_token then
+        part.distinct = part.distinct + 1
+      elseif mark == token then
+        repeats = repeats + 1
+      end
+      seen[id] = token
+    end
+  end
+  if kept then page.tasks = kept end
+  ledger.yielded = ledger.yielded + new
+  part.repeats = part.repeats + repeats
+  return page
+end
+
+function Walk:next_token()
+  local ledger = self.ledger
+  ledger.token = ledger.token + 1
+  return ledger.token
+end
+
+function Walk:new_part()
+  return { distinct = 0, repeats = 0, passes = 0, moved = false, first_token = self.ledger.token + 1 }
+end
+
+-- One pass over a paged part: page 1 alone, then the pages its Total
+-- promises, in batches, until the page the latest Total promises last.
+-- Returns the latest Total, and true when the part is the whole job and too
+-- deep to page (nothing was taken then: the caller splits by TaskStatus).
+function Walk:pass_over(part, status)
+  local token = self:next_token()
+  local listing, page_size, max_pages = self.listing, self.listing.PageSize, self.max_pages
+  local reachable = max_pages * page_size
+  local total, first_total, split
+  local page_no, last = 0, 1
+  while page_no < last do
+    local calls = {}
+    for n = page_no + 1, min(last, max_pages) do
+      calls[#calls + 1] = { JobId = listing.JobId, IotInstanceId = listing.IotInstanceId, TaskStatus = status,
+                            PageSize = page_size, CurrentPage = n }
+    end
+    self.fetch_all(calls, function(page)
+      page_no = page_no + 1
+      total = page.Total
+      first_total = first_total or total
+      last = ceil(total / page_size)
+      if total > reachable then
+        -- Too deep: the whole job is split by status; a status part (or a
+        -- part that grew past the cap while we paged) fails, rather than
+        -- end short.
+        if status == nil and page_no == 1 then
+          split = true
+          return false
+        end
+        raise(too_deep(listing, status, total, reachable))
+      end
+      page.last_in_part = page_no >= last
+      page.pass = part.passes + 1
+      self.emit(self:take(page, part, token))
+    end, self.check)
+    if split then return total, true end
+  end
+  if total ~= first_total then part.moved = true end
+  return total
+end
+
+-- A paged part (the whole job, or one TaskStatus): walked until its
+-- distinct tasks reach its latest Total and a pass saw nothing move.
+function Walk:paged_part(status)
+  local part = self:new_part()
+  local max_passes = self.listing.max_passes or walk.DEFAULT_MAX_PASSES
+  local ledger = self.ledger
+  while true do
+    local yielded_before = ledger.yielded
+    part.repeats, part.moved = 0, false
+    local total, too_deep_whole = self:pass_over(part, status)
+    if too_deep_whole then return nil, total end
+    part.passes = part.passes + 1
+    local complete = part.distinct >= total
+    local settled = part.repeats == 0 and not part.moved
+    -- A re-walk that found nothing new confirms a part that moved.
+    if complete and (settled or (part.passes > 1 and ledger.yielded == yielded_before)) then
+      return part.distinct, total
+    end
+    if part.passes >= max_passes then
+      if complete then return part.distinct, total end
+      raise(incomplete(describe_part(self, status), total, part.distinct, part.passes))
+    end
+  end
+end
+
+-- DeviceNames: chunks of 50 (the per-call limit), one call each (the service
+-- ignores paging when names are given); a chunk whose Total is above what
+-- it listed is asked again.
+function Walk:device_chunks(status)
+  local names, step = self.listing.DeviceNames, params.MAX_DEVICE_NAMES
+  local unique, seen_name = {}, {}
+  for _, name in ipairs(names) do
+    if not seen_name[name] then
+      seen_name[name] = true
+      unique[#unique + 1] = name
+    end
+  end
+  local chunks = {}
+  for first = 1, #unique, step do
+    local chunk = {}
+    for i = first, min(first + step - 1, #unique) do chunk[#chunk + 1] = unique[i] end
+    chunks[#chunks + 1] = chunk
+  end
+  local max_passes = self.listing.max_passes or walk.DEFAULT_MAX_PASSES
+  local pending = {}
+  for i = 1, #chunks do
+    pending[i] = { chunk = chunks[i], part = self:new_part() }
+  end
+  while #pending > 0 do
+    local token = self:next_token()
+    local calls = {}
+    for i, entry in ipairs(pending) do
+      calls[i] = { JobId = self.listing.JobId, IotInstanceId = self.listing.IotInstanceId, TaskStatus = status,
+                   DeviceNames = entry.chunk }
+    end
+    local k, again = 0, {}
+    self.fetch_all(calls, function(page)
+      k = k + 1
+      local entry = pending[k]
+      local part = entry.part
+      part.passes = part.passes + 1
+      page.last_in_part = k == #pending
+      page.pass = part.passes
+      self.emit(self:take(page, part, token))
+      local total = page.Total
+      if total ~= nil and part.distinct < total then
+        if part.passes >= max_passes then
+          raise(incomplete(describe_part(self, status, entry.chunk), total, part.distinct, part.passes))
+        end
+        again[#again + 1] = entry
+      end
+    end, self.check)
+    pending = again
+  end
+end
+
+local UNKNOWN_STATUS_HINT = " (tasks in a status the client does not list: %s are listed one by one; "
+  .. "or tasks moving between statuses faster than the listing)"
+
+-- A job too deep to page as a whole: each status as its own part, then the
+-- parts together reconciled with the job's Total.
+function Walk:by_status()
+  local max_passes = self.listing.max_passes or walk.DEFAULT_MAX_PASSES
+  local ledger = self.ledger
+  local start, rounds = ledger.yielded, 0
+  while true do
+    rounds = rounds + 1
+    local before = ledger.yielded
+    for _, status in ipairs(params.TASK_STATUSES) do self:paged_part(status) end
+    -- The job's Total now, from a one-task page (its Total counts every status).
+    local probe
+    self.fetch_all({ { JobId = self.listing.JobId, IotInstanceId = self.listing.IotInstanceId,
+                       PageSize = 1, CurrentPage = 1 } }, function(page) probe = page end, self.check)
+    local job_total = probe.Total
+    local got = ledger.yielded - start
+    if got >= job_total then return end
+    if rounds >= max_passes or ledger.yielded == before then
+      raise(incomplete(describe_part(self) .. " (split by TaskStatus)", job_total, got, rounds,
+        format(UNKNOWN_STATUS_HINT, concat(params.TASK_STATUSES, ", "))))
+    end
+  end
+end
+
+function Walk:run()
+  local listing = self.listing
+  if listing.DeviceNames then return self:device_chunks(listing.TaskStatus) end
+  if self:paged_part(listing.TaskStatus) == nil then
+    -- Too deep as a whole: probe every status first, so the caller hears
+    -- about a part that can never be listed before any task.
+    local reachable = self.max_pages * listing.PageSize
+    local probes = {}
+    for i, s in ipairs(params.TASK_STATUSES) do
+      probes[i] = { JobId = listing.JobId, IotInstanceId = listing.IotInstanceId, TaskStatus = s,
+                    PageSize = 1, CurrentPage = 1 }
+    end
+    local k = 0
+    self.fetch_all(probes, function(probe)
+      k = k + 1
+      if probe.Total > reachable then raise(too_deep(listing, params.TASK_STATUSES[k], probe.Total, reachable)) end
+    end, self.check)
+    return self:by_status()
+  end
+end
+
+local function new_walk(listing, fetch_all, check, emit, ledger)
+  return setmetatable({
+    listing = listing, fetch_all = fetch_all, check = check, emit = emit, ledger = ledger,
+    max_pages = floor(params.MAX_DEPTH / listing.PageSize),
+  }, Walk)
+end
+
+-- The listing's parts: one walk per status of a TaskStatus list, else one.
+-- Each page carries `part` = { TaskStatus = status or nil, index = i,
+-- count = n } (which of the listing's parts it belongs to), `pass` (1, or
+-- more when the part is walked again) and `last_in_part` (no more pages of
+-- that pass follow).
+--- Walk `listing` (from pager.validate), calling emit(page) for each page
+-- with its new tasks only. fetch_all(list, each, check) as aliyun.iot.pager
+-- describes it; `check` checks a page inside its attempt.
+function walk.run(listing, emit, fetch_all, check)
+  local statuses = listing.statuses or { listing.TaskStatus or false }
+  local ledger = { seen = {}, token = 0, yielded = 0 }
+  for i, status in ipairs(statuses) do
+    local part = {}
+    for k, v in pairs(listing) do part[k] = v end
+    part.statuses, part.TaskStatus = nil, status or nil
+    local label = { TaskStatus = part.TaskStatus, index = i, count = #statuses }
+    new_walk(part, fetch_all, check, function(page)
+      page.part = label
+      emit(page)
+    end, ledger):run()
+  end
+end
+
+return walk
