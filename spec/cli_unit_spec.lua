@@ -30,11 +30,8 @@ local function buffer(fail)
   return b
 end
 
-local function lines_of(s)
-  local list = {}
-  for line in s:gmatch("([^\n]*)\n") do list[#list + 1] = line end
-  return list
-end
+-- The lines of s, each ended by "\n".
+local function lines_of(s) return helpers.collect(s:gmatch("([^\n]*)\n")) end
 
 local function sp(n) return string.rep(" ", n) end
 
