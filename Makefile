@@ -67,7 +67,7 @@ demo: build
 	@LUA=$(LUA) BUILD_DIR=$(BUILD_DIR) scripts/demo
 
 lint: test-deps
-	luacheck lua spec examples
+	luacheck lua spec examples bin
 
 clean:
 	rm -rf $(BUILD_DIR) build-5.1 build-5.2 build-5.3 build-luajit build-embed build-asan build-fuzz
