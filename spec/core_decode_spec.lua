@@ -368,6 +368,7 @@ describe("error objects", function()
       RESPONSE_TOO_LARGE = "SDK.ResponseTooLarge", BAD_RESPONSE = "SDK.BadResponse",
       HTTP_ERROR = "SDK.HttpError", TRANSPORT_ERROR = "SDK.TransportError",
       DEPTH_CAP_EXCEEDED = "SDK.DepthCapExceeded",
+      INCOMPLETE_LISTING = "SDK.IncompleteListing",
     }, core.codes)
   end)
 end)

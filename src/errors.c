@@ -22,6 +22,7 @@ static const struct {
     {"HTTP_ERROR", AIOT_E_HTTP_ERROR},
     {"TRANSPORT_ERROR", AIOT_E_TRANSPORT_ERROR},
     {"DEPTH_CAP_EXCEEDED", AIOT_E_DEPTH_CAP_EXCEEDED},
+    {"INCOMPLETE_LISTING", AIOT_E_INCOMPLETE_LISTING},
 };
 
 int errors_is_retryable(const char *code, long http_status) {

@@ -8,9 +8,6 @@ local find, sub = string.find, string.sub
 
 local errors = { codes = core.codes, is_error = core.is_error }
 
--- Codes made only by the Lua layer.
-errors.codes.INCOMPLETE_LISTING = errors.codes.INCOMPLETE_LISTING or "SDK.IncompleteListing"
-
 --- Build an error object. `fields` may add request_id, http_status, ...
 function errors.new(code, message, fields)
   local err = {}
