@@ -86,10 +86,8 @@ local function check_options(opts)
         return invalid(format("option transport must be \"curl\", \"resty\" or an object, got %s", type(value)))
       end
     elseif want == "rate" then
-      if value ~= false and (type(value) ~= "number" or not (value > 0 and value < math.huge)) then
-        return invalid(format("option rate_limit must be requests per second (> 0) or false, got %s",
-          tostring(value)))
-      end
+      local ok, why = limiter.check_rate(value)
+      if not ok then return invalid(format("option rate_limit must be %s, got %s", why, tostring(value))) end
     elseif type(value) ~= want then
       return invalid(format("option %s must be a %s, got %s", name, want, type(value)))
     end
@@ -241,32 +239,53 @@ local function listing_of(self, p, method)
   local n = listing.concurrency or defaults.concurrency
   local scheduler = schedule.new(state, transports.engine(state.transport, n, state.sleep), n)
   local deadline_at = listing.deadline and state.monotonic() + listing.deadline
-  local function fetch_all(list, each, check)
-    local calls = {}
-    for i = 1, #list do
-      local asked = list[i]
-      local flat, e = params.for_action("ListOTATaskByJob", asked)
-      if not flat then error(e, 0) end
-      local function decode_page(body, status)
+  -- One entry: ListOTATaskByJob parameters, or { action = name, params = p }
+  -- for another action (the walk's QueryOTAJob and QueryDevice calls).
+  local function call_of(entry, check)
+    local action, api_params = "ListOTATaskByJob", entry
+    if entry.action then action, api_params = entry.action, entry.params end
+    local flat, e = params.for_action(action, api_params)
+    if not flat then error(e, 0) end
+    local decode_one = DECODERS[action] or decode_iot
+    if action == "ListOTATaskByJob" and check then
+      decode_one = function(body, status)
         local page, perr = decode_tasks(body, status)
-        if page == nil or not check then return page, perr end
-        local ok, cerr = check(page, asked)
+        if page == nil then return nil, perr end
+        local ok, cerr = check(page, api_params)
         if not ok then
           cerr.http_status, cerr.request_id = status, page.RequestId
           return nil, cerr
         end
         return page
       end
-      calls[i] = request.call(state, "ListOTATaskByJob", flat, decode_page, { deadline_at = deadline_at })
     end
-    local ok, e = scheduler:run(calls, each)
+    local call = request.call(state, action, flat, decode_one, { deadline_at = deadline_at })
+    call.entry = entry
+    return call
+  end
+  -- fetch_all(entries, each, check): entries a list or a source function
+  -- (next entry, nil: none ready yet, false: no more); each(value, entry) in
+  -- order; raises the first failure.
+  local function fetch_all(entries, each, check)
+    local calls
+    if type(entries) == "function" then
+      calls = function()
+        local entry = entries()
+        if not entry then return entry end
+        return call_of(entry, check)
+      end
+    else
+      calls = {}
+      for i = 1, #entries do calls[i] = call_of(entries[i], check) end
+    end
+    local ok, e = scheduler:run(calls, function(value, _, call) return each(value, call.entry) end)
     if not ok then error(e, 0) end
   end
-  return listing, fetch_all, closer(scheduler)
+  return listing, fetch_all, closer(scheduler), state.monotonic
 end
 
-local function iterate(make, listing, fetch_all, close)
-  return make(listing, fetch_all), nil, nil, close
+local function iterate(make, listing, fetch_all, close, clock)
+  return make(listing, fetch_all, clock), nil, nil, close
 end
 
 --- Iterate over every task of a job, each exactly once; raises the error

@@ -50,7 +50,8 @@ pager.DEFAULT_MAX_PASSES = walk.DEFAULT_MAX_PASSES
 pager.MAX_PASSES = 20
 
 -- Names accepted by tasks{}/pages{} besides the API's own.
-local PAGER_OPTIONS = { concurrency = true, max_passes = true, deadline = true }
+local PAGER_OPTIONS = { concurrency = true, max_passes = true, deadline = true, device_names = true,
+                        on_progress = true }
 
 -- The largest count taken at face value: beyond it a double stops being exact.
 local MAX_COUNT = 2 ^ 53
@@ -112,6 +113,15 @@ function pager.validate(p)
     return nil, errors.invalid(format("deadline must be a positive number of seconds, got %s", tostring(deadline)))
   end
   listing.concurrency, listing.max_passes, listing.deadline = p.concurrency, p.max_passes, deadline
+  local names = p.device_names
+  if names ~= nil and type(names) ~= "function" then
+    local ok_names, nerr = params.rules.ListOTATaskByJob.DeviceNames.check(names, "device_names")
+    if not ok_names then return nil, errors.invalid(nerr) end
+  end
+  if p.on_progress ~= nil and type(p.on_progress) ~= "function" then
+    return nil, errors.invalid("on_progress must be a function, got " .. type(p.on_progress))
+  end
+  listing.device_names, listing.on_progress = names, p.on_progress
   return listing
 end
 
@@ -148,19 +158,19 @@ pager.check_page = check_page
 
 --- Iterator over pages (each page's `tasks` already de-duplicated).
 -- `listing` must come from pager.validate.
-function pager.pages(listing, fetch_all)
+function pager.pages(listing, fetch_all, clock)
   return wrap(function()
-    walk.run(listing, function(page) yield(page) end, fetch_all, check_page)
+    walk.run(listing, function(page) yield(page) end, fetch_all, check_page, clock)
   end)
 end
 
 --- Iterator over tasks.
-function pager.tasks(listing, fetch_all)
+function pager.tasks(listing, fetch_all, clock)
   return wrap(function()
     walk.run(listing, function(page)
       local tasks = page.tasks
       for i = 1, #tasks do yield(tasks[i]) end
-    end, fetch_all, check_page)
+    end, fetch_all, check_page, clock)
   end)
 end
 

@@ -16,7 +16,7 @@
 -- wait() returns before the caller's coroutine yields a result.
 local request = require("aliyun.iot.request")
 
-local getmetatable, setmetatable, pairs = getmetatable, setmetatable, pairs
+local error, getmetatable, setmetatable, pairs, type = error, getmetatable, setmetatable, pairs, type
 local min, max, huge = math.min, math.max, math.huge
 
 local schedule = {}
@@ -46,17 +46,21 @@ function schedule.new(state, engine, n)
   }, Scheduler)
 end
 
---- Run `calls` (each from request.call) and call `each(value, i)` for each
--- result in list order. Returns true when every result was handed out or
--- `each` returned false (the rest are not wanted; what is in flight is left
--- to finish or be abandoned), or nil, err for the first call (in list order)
--- that failed for good, after the results before it were handed out.
+--- Run `calls` (each from request.call) and call `each(value, i, call)` for
+-- each result in order. `calls` is a list, or a source function returning the
+-- next call, nil when none is ready yet (it waits on a result still to be
+-- handed out), or false when there are no more. Returns true when every
+-- result was handed out or `each` returned false (the rest are not wanted;
+-- what is in flight is left to finish or be abandoned), or nil, err for the
+-- first call (in order) that failed for good, after the results before it
+-- were handed out.
 function Scheduler:run(calls, each)
   local state, engine, n, inflight = self.state, self.engine, self.n, self.inflight
   local monotonic, limiter = state.monotonic, state.limiter
   self.batch_no = self.batch_no + 1
   local batch = self.batch_no
-  local count = #calls
+  local source, exhausted = nil, true
+  if type(calls) == "function" then source, calls, exhausted = calls, {}, false end
   local results = {}
   local retry = {}             -- index -> monotonic time it may be sent again
   local limiter_ready_at = 0   -- the limiter refused a slot before this time
@@ -72,7 +76,7 @@ function Scheduler:run(calls, each)
       return 0
     end
     if limiter then
-      local wait = limiter:try(creds.access_key_id, now)
+      local wait = limiter:try(creds.access_key_id, calls[index].action, now)
       if wait > 0 then return wait end
     end
     local req
@@ -102,19 +106,33 @@ function Scheduler:run(calls, each)
     end
   end
 
-  local function more_new() return next_new <= count and next_new < next_emit + window end
+  -- Is there a call not yet sent, within the window? Draws from the source.
+  local function more_new()
+    if next_new >= next_emit + window then return false end
+    if next_new <= #calls then return true end
+    if exhausted then return false end
+    local call = source()
+    if call == false then exhausted = true end
+    if not call then return false end
+    calls[#calls + 1] = call
+    return true
+  end
 
-  while next_emit <= count do
+  while true do
     -- Hand out every result that is ready, in order.
     local r = results[next_emit]
     while r ~= nil do
       results[next_emit] = nil
       if getmetatable(r) == Failure then return nil, r.err end
-      if each(r, next_emit) == false then return true end
+      if each(r, next_emit, calls[next_emit]) == false then return true end
       next_emit = next_emit + 1
       r = results[next_emit]
     end
-    if next_emit > count then return true end
+    if next_emit > #calls and not more_new() then
+      if exhausted then return true end
+      -- The source waits on a result, yet every result is handed out.
+      error("aliyun.iot.schedule: the call source is waiting on nothing", 0)
+    end
 
     local now = monotonic()
     -- Fill free places: retries that are due first (lowest index first), then new calls.
@@ -157,7 +175,6 @@ function Scheduler:run(calls, each)
       for i = 1, #finished do settle(finished[i], now) end
     end
   end
-  return true
 end
 
 --- Abandon whatever is in flight (a listing ended early).

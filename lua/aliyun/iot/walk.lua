@@ -19,6 +19,7 @@
 local defaults = require("aliyun.iot.defaults")
 local errors = require("aliyun.iot.errors")
 local params = require("aliyun.iot.params")
+local devices = require("aliyun.iot.devices")
 
 local error, ipairs, pairs, setmetatable = error, ipairs, pairs, setmetatable
 local floor, ceil, min = math.floor, math.ceil, math.min
@@ -31,14 +32,6 @@ local walk = {}
 walk.DEFAULT_MAX_PASSES = defaults.max_passes
 
 local function raise(err) error(err, 0) end
-
-local function too_deep(listing, status, total, reachable)
-  local part = status and ("with TaskStatus=" .. status) or "in total"
-  return errors.new(codes.DEPTH_CAP_EXCEEDED, format(
-    "JobId %s has %d tasks %s, but the service pages only the first %d "
-    .. "(CurrentPage x PageSize <= %d); narrow the listing with DeviceNames",
-    listing.JobId, total, part, reachable, params.MAX_DEPTH), { retryable = false })
-end
 
 local Walk = {}
 Walk.__index = Walk
@@ -65,11 +58,12 @@ end
 -- the part's first pass was seen in another part.
 function Walk:take(page, part, token)
   local ledger = self.ledger
-  local seen, tasks = ledger.seen, page.tasks
+  local seen, tasks, device_seen = ledger.seen, page.tasks, ledger.devices
   local kept, repeats, new = nil, 0, 0
   for i = 1, #tasks do
     local task = tasks[i]
     local id = task.TaskId
+    if device_seen and task.DeviceName then device_seen[task.DeviceName] = true end
     local mark = id ~= nil and seen[id] or nil
     if mark == nil then
       if id ~= nil then
@@ -97,6 +91,31 @@ function Walk:take(page, part, token)
   return page
 end
 
+--- on_progress(info), when the caller gave one: the phase ("paging",
+-- "devices", "done"), the calls made by action, the tasks yielded, the
+-- device statistics, and for the device phase the calls expected and an
+-- ETA from the pace so far.
+function Walk:report(phase)
+  local progress = self.listing.on_progress
+  if not progress then return end
+  local ledger = self.ledger
+  local stats = ledger.stats
+  stats.phase, stats.tasks = phase, ledger.yielded
+  local now = self.clock()
+  stats.elapsed = now - stats.started
+  if phase == "devices" and stats.product_devices then
+    -- Chunks for the devices not seen yet, and the enumeration pages left.
+    local unseen = stats.product_devices - stats.devices_enumerated + (stats.queued or 0)
+    local chunks_left = math.ceil(math.max(unseen, 0) / params.MAX_DEVICE_NAMES)
+    stats.expected_calls = stats.calls.chunks + stats.calls.QueryDevice + chunks_left
+      + math.ceil(math.max(stats.product_devices - stats.devices_enumerated, 0) / 50)
+    local done = stats.calls.chunks + stats.calls.QueryDevice
+    local since = now - (stats.devices_started or now)
+    stats.eta = done > 0 and since / done * (stats.expected_calls - done) or nil
+  end
+  progress(stats)
+end
+
 function Walk:next_token()
   local ledger = self.ledger
   ledger.token = ledger.token + 1
@@ -108,16 +127,19 @@ function Walk:new_part()
 end
 
 -- One pass over a paged part: page 1 alone, then the pages its Total
--- promises, in batches, until the page the latest Total promises last.
--- Returns the latest Total, and true when the part is the whole job and too
--- deep to page (nothing was taken then: the caller splits by TaskStatus).
+-- promises, in batches, until the page the latest Total promises last (or
+-- the service's cap, for a part known to be deep). Returns the latest Total,
+-- and true when the part turned out deeper than paging reaches (the page
+-- that said so was not taken).
 function Walk:pass_over(part, status)
   local token = self:next_token()
   local listing, page_size, max_pages = self.listing, self.listing.PageSize, self.max_pages
   local reachable = max_pages * page_size
   local total, first_total, split
   local page_no, last = 0, 1
-  while page_no < last do
+  -- A deep part is paged as far as the cap; the device phase does the rest.
+  local function limit() return part.deep and min(last, max_pages) or last end
+  while page_no < limit() do
     local calls = {}
     for n = page_no + 1, min(last, max_pages) do
       calls[#calls + 1] = { JobId = listing.JobId, IotInstanceId = listing.IotInstanceId, TaskStatus = status,
@@ -128,19 +150,17 @@ function Walk:pass_over(part, status)
       total = page.Total
       first_total = first_total or total
       last = ceil(total / page_size)
-      if total > reachable then
-        -- Too deep: the whole job is split by status; a status part (or a
-        -- part that grew past the cap while we paged) fails, rather than
-        -- end short.
-        if status == nil and page_no == 1 then
-          split = true
-          return false
-        end
-        raise(too_deep(listing, status, total, reachable))
+      if total > reachable and not part.deep then
+        -- Too deep to page (at page 1, or grown past the cap while we paged):
+        -- the caller decides what comes next before anything more is taken.
+        split = true
+        return false
       end
       page.last_in_part = page_no >= last
       page.pass = part.passes + 1
+      self.stats.calls.pages = self.stats.calls.pages + 1
       self.emit(self:take(page, part, token))
+      self:report("paging")
     end, self.check)
     if split then return total, true end
   end
@@ -157,8 +177,8 @@ function Walk:paged_part(status)
   while true do
     local yielded_before = ledger.yielded
     part.repeats, part.moved = 0, false
-    local total, too_deep_whole = self:pass_over(part, status)
-    if too_deep_whole then return nil, total end
+    local total, deep = self:pass_over(part, status)
+    if deep then return nil, total, part end
     part.passes = part.passes + 1
     local complete = part.distinct >= total
     local settled = part.repeats == 0 and not part.moved
@@ -224,57 +244,91 @@ function Walk:device_chunks(status)
   end
 end
 
-local UNKNOWN_STATUS_HINT = " (tasks in a status the client does not list: %s are listed one by one; "
+local UNKNOWN_STATUS_HINT = " (tasks in a status the client does not list: %s; "
   .. "or tasks moving between statuses faster than the listing)"
 
--- A job too deep to page as a whole: each status as its own part, then the
--- parts together reconciled with the job's Total.
-function Walk:by_status()
-  local max_passes = self.listing.max_passes or walk.DEFAULT_MAX_PASSES
-  local ledger = self.ledger
-  local start, rounds = ledger.yielded, 0
-  while true do
-    rounds = rounds + 1
-    local before = ledger.yielded
-    for _, status in ipairs(params.TASK_STATUSES) do self:paged_part(status) end
-    -- The job's Total now, from a one-task page (its Total counts every status).
-    local probe
-    self.fetch_all({ { JobId = self.listing.JobId, IotInstanceId = self.listing.IotInstanceId,
-                       PageSize = 1, CurrentPage = 1 } }, function(page) probe = page end, self.check)
-    local job_total = probe.Total
-    local got = ledger.yielded - start
-    if got >= job_total then return end
-    if rounds >= max_passes or ledger.yielded == before then
-      raise(incomplete(describe_part(self) .. " (split by TaskStatus)", job_total, got, rounds,
-        format(UNKNOWN_STATUS_HINT, concat(params.TASK_STATUSES, ", "))))
-    end
+-- The service's Total for the job, or one of its statuses, now.
+function Walk:probe_total(status)
+  local probe
+  self.fetch_all({ { JobId = self.listing.JobId, IotInstanceId = self.listing.IotInstanceId, TaskStatus = status,
+                     PageSize = 1, CurrentPage = 1 } }, function(page) probe = page end, self.check)
+  return probe.Total
+end
+
+-- Every status's Total, probed with one-task pages: the deep ones (past the
+-- cap) and the others.
+function Walk:probe_statuses()
+  local listing, reachable = self.listing, self.max_pages * self.listing.PageSize
+  local probes = {}
+  for i, s in ipairs(params.TASK_STATUSES) do
+    probes[i] = { JobId = listing.JobId, IotInstanceId = listing.IotInstanceId, TaskStatus = s,
+                  PageSize = 1, CurrentPage = 1 }
   end
+  local deep, shallow, totals = {}, {}, {}
+  self.fetch_all(probes, function(probe, entry)
+    totals[entry.TaskStatus] = probe.Total
+    if probe.Total > reachable then deep[#deep + 1] = entry.TaskStatus
+    elseif probe.Total > 0 then shallow[#shallow + 1] = entry.TaskStatus end
+  end, self.check)
+  return deep, shallow, totals
+end
+
+-- A listing too deep to page as a whole. The job (no TaskStatus) is split
+-- by status: the statuses paging reaches are walked as parts, the deep ones
+-- paged as far as the cap; then, where the job's Total is still not met,
+-- the devices not seen yet are asked for by name (aliyun.iot.devices). A
+-- deep TaskStatus listing is paged as far as the cap, then the same.
+function Walk:beyond_the_cap(status, part)
+  local ledger, start = self.ledger, self.ledger.yielded
+  local deep, shallow, totals
+  if status then
+    deep, shallow, totals = { status }, {}, { [status] = self:probe_total(status) }
+  else
+    deep, shallow, totals = self:probe_statuses()
+  end
+  if #deep > 0 then
+    self.deep_note = format("%d tasks with TaskStatus=%s", totals[deep[1]], deep[1])
+  end
+  ledger.devices = ledger.devices or {}
+  -- Up front, before any task: where the device names come from.
+  local source = #deep > 0 and devices.source(self) or nil
+  for _, s in ipairs(shallow) do self:paged_part(s) end
+  for _, s in ipairs(deep) do
+    local p = status and part or self:new_part()
+    p.deep = true
+    self:pass_over(p, s)
+  end
+  local expected = self:probe_total(status)
+  local function got() return status and part.distinct or ledger.yielded - start end
+  if got() >= expected then return end
+  -- What paging did not reach: deep parts, or statuses the client does not know.
+  local hint = status and "" or format(UNKNOWN_STATUS_HINT, concat(params.TASK_STATUSES, ", "))
+  local where = describe_part(self, status) .. (status and " (by device)" or " (by status and device)")
+  if not source then
+    local ok, err = pcall(devices.source, self)
+    if not ok then
+      raise(incomplete(describe_part(self, status) .. " (by status)", expected, got(), 1,
+        hint .. "; looking them up by device failed: " .. tostring(type(err) == "table" and err.message or err)))
+    end
+    source = err
+  end
+  ledger.stats.devices_started = self.clock()
+  devices.list_unseen(self, source, status, part or self:new_part())
+  expected = self:probe_total(status)
+  if got() < expected then raise(incomplete(where, expected, got(), 1, hint)) end
 end
 
 function Walk:run()
   local listing = self.listing
   if listing.DeviceNames then return self:device_chunks(listing.TaskStatus) end
-  if self:paged_part(listing.TaskStatus) == nil then
-    -- Too deep as a whole: probe every status first, so the caller hears
-    -- about a part that can never be listed before any task.
-    local reachable = self.max_pages * listing.PageSize
-    local probes = {}
-    for i, s in ipairs(params.TASK_STATUSES) do
-      probes[i] = { JobId = listing.JobId, IotInstanceId = listing.IotInstanceId, TaskStatus = s,
-                    PageSize = 1, CurrentPage = 1 }
-    end
-    local k = 0
-    self.fetch_all(probes, function(probe)
-      k = k + 1
-      if probe.Total > reachable then raise(too_deep(listing, params.TASK_STATUSES[k], probe.Total, reachable)) end
-    end, self.check)
-    return self:by_status()
-  end
+  local got, _, part = self:paged_part(listing.TaskStatus)
+  if got == nil then self:beyond_the_cap(listing.TaskStatus, part) end
 end
 
-local function new_walk(listing, fetch_all, check, emit, ledger)
+local function new_walk(listing, fetch_all, check, emit, ledger, clock)
   return setmetatable({
     listing = listing, fetch_all = fetch_all, check = check, emit = emit, ledger = ledger,
+    stats = ledger.stats, clock = clock,
     max_pages = floor(params.MAX_DEPTH / listing.PageSize),
   }, Walk)
 end
@@ -287,18 +341,27 @@ end
 --- Walk `listing` (from pager.validate), calling emit(page) for each page
 -- with its new tasks only. fetch_all(list, each, check) as aliyun.iot.pager
 -- describes it; `check` checks a page inside its attempt.
-function walk.run(listing, emit, fetch_all, check)
+function walk.run(listing, emit, fetch_all, check, clock)
+  clock = clock or os.time
   local statuses = listing.statuses or { listing.TaskStatus or false }
-  local ledger = { seen = {}, token = 0, yielded = 0 }
+  local ledger = { seen = {}, token = 0, yielded = 0, stats = {
+    started = clock(), calls = { pages = 0, chunks = 0, QueryDevice = 0 },
+    devices_enumerated = 0, devices_without_task = 0,
+  } }
   for i, status in ipairs(statuses) do
     local part = {}
     for k, v in pairs(listing) do part[k] = v end
     part.statuses, part.TaskStatus = nil, status or nil
     local label = { TaskStatus = part.TaskStatus, index = i, count = #statuses }
-    new_walk(part, fetch_all, check, function(page)
+    local w = new_walk(part, fetch_all, check, function(page)
       page.part = label
       emit(page)
-    end, ledger):run()
+    end, ledger, clock)
+    w:run()
+  end
+  if listing.on_progress then
+    ledger.stats.phase, ledger.stats.tasks = "done", ledger.yielded
+    listing.on_progress(ledger.stats)
   end
 end
 

@@ -1,7 +1,9 @@
---- Client-side rate limiting: GCRA buckets keyed by AccessKeyId.
--- Alibaba allows ListOTATaskByJob 10 requests per second per account, shared
--- by every script and server of that account; going over only earns
--- Throttling errors and backoff. So requests are spaced before they are sent.
+--- Client-side rate limiting: GCRA buckets keyed by account and action.
+-- Alibaba's limits are per account and per API (ListOTATaskByJob 10
+-- requests per second, QueryDevice 50, CancelOTATaskByJob 5, ...), shared by
+-- every script and server of that account; going over only earns Throttling
+-- errors and backoff. So requests are spaced before they are sent, one
+-- bucket per (AccessKeyId, action), each at its action's rate.
 --
 -- GCRA (generic cell rate algorithm) keeps one number per key, the
 -- "theoretical arrival time" (TAT) of the next request. Taking a slot moves
@@ -17,11 +19,20 @@
 local defaults = require("aliyun.iot.defaults")
 local local_store = require("aliyun.iot.limiter.local_store")
 
-local setmetatable = setmetatable
+local setmetatable, pairs, type, tostring = setmetatable, pairs, type, tostring
 
 local limiter = {}
 
 limiter.DEFAULT_RATE = defaults.rate_limit
+-- Requests per second per account, by action (Alibaba's API references; see
+-- ALIYUN_NOTES). An action not named here gets DEFAULT_RATE.
+limiter.ACTION_RATES = {
+  ListOTATaskByJob = 10, QueryOTAJob = 10, ListOTAJobByFirmware = 10, ListOTAJobByDevice = 10,
+  ListOTAFirmware = 10, ListOTAUnfinishedTaskByDevice = 10, CancelOTATaskByJob = 5,
+  CancelOTATaskByDevice = 10, ReupgradeOTATask = 20, ConfirmOTATask = 20,
+  CreateOTAStaticUpgradeJob = 20, CreateOTADynamicUpgradeJob = 20,
+  QueryDevice = 50, QueryDeviceBySQL = 10,
+}
 -- Requests are spaced this much more than 1/rate apart: the gateway counts
 -- arrivals in a sliding second, and a request that leaves a few milliseconds
 -- late (a slow sleep wake-up, a signing pause) would otherwise let the next
@@ -35,24 +46,69 @@ limiter.process_store = process_store
 local Limiter = {}
 Limiter.__index = Limiter
 
---- limiter.new{ rate = 10, burst = 1, store = nil (the process store) }
+--- limiter.new{ rate = 10 | { Action = rate, ... }, burst = 1, store = nil (the process store) }
+-- rate: a number is every action's rate; a table sets the named actions'
+-- rates, the others keeping ACTION_RATES (and `default`, if the table has
+-- one, for actions not in either).
 function limiter.new(opts)
-  local rate = opts.rate or limiter.DEFAULT_RATE
-  local burst = opts.burst or 1
+  local rate = opts.rate
+  local rates, default = {}, limiter.DEFAULT_RATE
+  if type(rate) == "number" then
+    default = rate
+  else
+    for action, r in pairs(limiter.ACTION_RATES) do rates[action] = r end
+    if type(rate) == "table" then
+      for action, r in pairs(rate) do
+        if action == "default" then default = r else rates[action] = r end
+      end
+    end
+  end
   return setmetatable({
-    interval = 1 / rate + limiter.SPACING_MARGIN,
-    tolerance = (burst - 1) / rate,
+    rates = rates, default = default, burst = opts.burst or 1,
+    spacing = {},     -- action -> { interval, tolerance }
     store = opts.store or process_store,
   }, Limiter)
 end
 
---- Take a slot for `key` if one is free at `now` (monotonic seconds):
--- returns 0 (taken: send at once) or the seconds until one will be free
--- (nothing taken). Slots are never reserved ahead: a reservation made while
--- the caller is busy elsewhere would be sent late, bunched with the next
--- ones, and a gateway counting per second would see a burst.
-function Limiter:try(key, now)
-  return self.store:take(key, now, self.interval, self.tolerance)
+--- Is `rate` a valid rate option? true, or nil and what it must be instead.
+local WHAT = "requests per second (> 0), a table of them by action, or false"
+function limiter.check_rate(rate)
+  if rate == false then return true end
+  local function ok(r) return type(r) == "number" and r > 0 and r < math.huge end
+  if ok(rate) then return true end
+  if type(rate) ~= "table" then return nil, WHAT end
+  for action, r in pairs(rate) do
+    if type(action) ~= "string" or not ok(r) then
+      return nil, string.format("%s (its entry %s is %s)", WHAT, tostring(action), tostring(r))
+    end
+  end
+  return true
+end
+
+--- The requests per second allowed for `action`.
+function Limiter:rate(action)
+  return self.rates[action] or self.default
+end
+
+local function spacing_of(self, action)
+  local s = self.spacing[action]
+  if not s then
+    local rate = self:rate(action)
+    s = { 1 / rate + limiter.SPACING_MARGIN, (self.burst - 1) / rate }
+    self.spacing[action] = s
+  end
+  return s
+end
+
+--- Take a slot of `action`'s bucket for account `key` if one is free at
+-- `now` (monotonic seconds): returns 0 (taken: send at once) or the seconds
+-- until one will be free (nothing taken). Slots are never reserved ahead: a
+-- reservation made while the caller is busy elsewhere would be sent late,
+-- bunched with the next ones, and a gateway counting per second would see
+-- a burst.
+function Limiter:try(key, action, now)
+  local s = spacing_of(self, action)
+  return self.store:take(key .. "/" .. action, now, s[1], s[2])
 end
 
 return limiter
