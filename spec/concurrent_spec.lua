@@ -175,7 +175,7 @@ describe("concurrent pager", function()
     assert.are.equal(3, log_count(emu, function() return true end))
   end)
 
-  it("splits a job past the depth cap by TaskStatus and lists it all once #slow", function()
+  it("splits a job past the depth cap by TaskStatus and lists it all once #slow #big", function()
     local n, count, seen = 150000, 0, {}
     for task in client:tasks{ JobId = "job-" .. n, concurrency = 4 } do
       assert.is_nil(seen[task.TaskId])

@@ -238,7 +238,7 @@ describe("trust: a listing yields every task once or raises", function()
   describe("unknown status", function()
     -- 100,020 tasks, too deep for one listing: split by TaskStatus, whose seven
     -- documented parts hold 95,019; 5,001 tasks are SCHEDULED.
-    case{ name = "a 100,020-task job with 5,001 tasks in an undocumented status", tags = " #slow",
+    case{ name = "a 100,020-task job with 5,001 tasks in an undocumented status", tags = " #slow #big",
           faults = {}, params = { JobId = "job-100020-with-SCHEDULED" },
           how = { complete = false, codes = { "SDK.IncompleteListing" } } }
   end)
