@@ -369,6 +369,7 @@ describe("error objects", function()
       HTTP_ERROR = "SDK.HttpError", TRANSPORT_ERROR = "SDK.TransportError",
       DEPTH_CAP_EXCEEDED = "SDK.DepthCapExceeded",
       INCOMPLETE_LISTING = "SDK.IncompleteListing",
+      CLIENT_CLOSED = "SDK.ClientClosed",
     }, core.codes)
   end)
 end)

@@ -23,6 +23,7 @@ static const struct {
     {"TRANSPORT_ERROR", AIOT_E_TRANSPORT_ERROR},
     {"DEPTH_CAP_EXCEEDED", AIOT_E_DEPTH_CAP_EXCEEDED},
     {"INCOMPLETE_LISTING", AIOT_E_INCOMPLETE_LISTING},
+    {"CLIENT_CLOSED", AIOT_E_CLIENT_CLOSED},
 };
 
 int errors_is_retryable(const char *code, long http_status) {

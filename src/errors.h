@@ -17,6 +17,7 @@
 #define AIOT_E_TRANSPORT_ERROR "SDK.TransportError"
 #define AIOT_E_DEPTH_CAP_EXCEEDED "SDK.DepthCapExceeded"
 #define AIOT_E_INCOMPLETE_LISTING "SDK.IncompleteListing"
+#define AIOT_E_CLIENT_CLOSED "SDK.ClientClosed"
 
 /* 1 when a request that failed this way may be retried (re-signed) with a fair chance. */
 AIOT_HIDDEN int errors_is_retryable(const char *code, long http_status);

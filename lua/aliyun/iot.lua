@@ -62,7 +62,8 @@ local OPTIONS = {
   profile = "string", role_name = "string", metadata_url = "string", credentials_refresh_margin = "number",
   iot_instance_id = "string",
   timeout = "number", connect_timeout = "number",
-  cafile = "string", ssl_verify = "boolean", max_body_bytes = "number", proxy = "string",
+  cafile = "string", ssl_verify = "boolean", max_body_bytes = "number", max_inflight_bytes = "number",
+  proxy = "string",
   transport = "transport",
   signature_version = "string",
   max_retries = "number", deadline = "number",
@@ -78,7 +79,10 @@ local function check_options(opts)
   for name, value in pairs(opts) do
     local want = OPTIONS[name]
     if not want then
-      return invalid(format("unknown option %q for iot.new", tostring(name)))
+      local names = {}
+      for k in pairs(OPTIONS) do names[#names + 1] = k end
+      table.sort(names)
+      return invalid(params.unknown_key("option", "iot.new", name, names))
     end
     -- A transport is a name ("curl", "resty") or an object (table or C userdata).
     if want == "transport" then
@@ -99,7 +103,7 @@ local function check_options(opts)
   if retries ~= nil and (retries < 0 or retries ~= math.floor(retries) or retries > 100) then
     return invalid(format("option max_retries must be an integer from 0 to 100, got %s", tostring(retries)))
   end
-  for _, name in ipairs({ "timeout", "connect_timeout", "max_body_bytes", "deadline" }) do
+  for _, name in ipairs({ "timeout", "connect_timeout", "max_body_bytes", "max_inflight_bytes", "deadline" }) do
     local v = opts[name]
     if v ~= nil and not (v > 0 and v < math.huge) then
       return invalid(format("option %s must be a positive number, got %s", name, tostring(v)))
@@ -163,9 +167,15 @@ function iot.new(opts)
     signature_version = opts.signature_version or defaults.signature_version,
     transport = transport,
     owns_transport = owns_transport,
+    -- Scrubbed from every error like the keys: a proxy may echo it back.
+    proxy_password = type(transport) == "table" and rawget(transport, "proxy_password") or nil,
+    -- The endpoint is the region's own (not one the caller named).
+    region_endpoint = opts.endpoint == nil,
     limiter = opts.rate_limit ~= false
       and limiter.new{ rate = opts.rate_limit, store = transports.limiter_store() } or nil,
     max_retries = opts.max_retries,
+    max_body_bytes = opts.max_body_bytes or defaults.max_body_bytes,
+    max_inflight_bytes = opts.max_inflight_bytes or defaults.max_inflight_bytes,
     timeout = opts.timeout,
     deadline = opts.deadline,
     correct_clock_skew = opts.correct_clock_skew,
@@ -188,12 +198,21 @@ local function state_of(client, method)
   return state
 end
 
+local function closed(method)
+  return errors.new(errors.codes.CLIENT_CLOSED,
+    format("client:%s on a closed client (client:close() was called)", method), { retryable = false })
+end
+
 --- One page of an OTA job's tasks. Returns page or nil, err.
 -- page.tasks is an array of task tables with the API's field names; page
 -- also carries Total, PageSize, CurrentPage, PageCount and RequestId.
 function Client:ListOTATaskByJob(p)
+  state_of(self, "ListOTATaskByJob")
   return self:call("ListOTATaskByJob", p)
 end
+
+-- client:call's options.
+local CALL_OPTIONS = { dry_run = true, idempotent = true }
 
 -- Actions whose responses get more than generic decoding.
 local DECODERS = { ListOTATaskByJob = core.decode_tasks }
@@ -208,10 +227,17 @@ local function decode_iot(body, status) return decode(body, status, true) end
 -- signed request (method, url, headers, body) without sending it.
 function Client:call(action, p, opts)
   local state = state_of(self, "call")
+  if state.closed then return nil, closed("call") end
   local flat, err = params.for_action(action, p)
   if not flat then return nil, err end
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #3 to 'call' (table of options expected, got " .. type(opts) .. ")", 2)
+  end
+  for name in pairs(opts or {}) do
+    -- An option that is not one (dryRun) must not send a write for real.
+    if not CALL_OPTIONS[name] then
+      return invalid(params.unknown_key("option", "client:call", name, { "dry_run", "idempotent" }))
+    end
   end
   if opts and opts.dry_run then return request.dry_run(state, action, flat) end
   local idempotent
@@ -233,10 +259,14 @@ local decode_tasks = core.decode_tasks
 
 local function listing_of(self, p, method)
   local state = state_of(self, method)
+  if state.closed then error(closed(method), 3) end
   local listing, err = pager.validate(p)
   -- Like io.lines: an iterator cannot return nil, err, so it raises.
   if not listing then error(err, 3) end
+  -- Every transfer in flight may hold a body of up to max_body_bytes: the
+  -- listing keeps no more in flight than max_inflight_bytes allows.
   local n = listing.concurrency or defaults.concurrency
+  n = math.max(1, math.min(n, math.floor(state.max_inflight_bytes / state.max_body_bytes)))
   local scheduler = schedule.new(state, transports.engine(state.transport, n, state.sleep), n)
   local deadline_at = listing.deadline and state.monotonic() + listing.deadline
   -- One entry: ListOTATaskByJob parameters, or { action = name, params = p }
@@ -306,7 +336,9 @@ end
 --- Release the HTTP session. Idempotent; the client cannot be used after.
 function Client:close()
   local state = private[self]
-  if state and state.owns_transport then state.transport:close() end
+  if not state or state.closed then return end
+  state.closed = true
+  if state.owns_transport then state.transport:close() end
 end
 Client.__close = Client.close
 

@@ -25,7 +25,9 @@ describe("transport.resty outside nginx", function()
     assert.are.same({ cosocket = 0, curl = 1 }, t.counts)
     t:close()
     t:close() -- idempotent
-    assert.has_error(function() t:request("GET", emu.url .. "/__emulator/health") end)
+    local none, err = t:request("GET", emu.url .. "/__emulator/health")
+    assert.is_nil(none)
+    helpers.assert_error(err, "SDK.ClientClosed")
   end)
 
   it("refuses with SDK.TransportError when the fallback is off", function()

@@ -5,6 +5,7 @@ return {
   timeout = 10,                        -- seconds for one attempt (read timeout of the SDKs)
   connect_timeout = 5,                 -- seconds
   max_body_bytes = 32 * 1024 * 1024,   -- one response body
+  max_inflight_bytes = 256 * 1024 * 1024, -- every body a listing may hold in flight at once
   max_retries = 3,                     -- attempts after the first, for what may be retried
   rate_limit = 10,                     -- requests per second per AccessKeyId (the service's quota)
   signature_version = "v3",            -- Alibaba's recommended signature, as the Node SDK signs

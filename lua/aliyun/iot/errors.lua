@@ -23,55 +23,106 @@ function errors.invalid(message)
   return errors.new(core.codes.INVALID_ARGUMENT, message, { retryable = false })
 end
 
--- Plain (pattern-free) replacement of every occurrence of `needle`.
-local function replace_plain(s, needle, replacement)
-  local out, start = {}, 1
-  while true do
-    local i, j = find(s, needle, start, true)
-    if not i then break end
-    out[#out + 1] = sub(s, start, i - 1)
-    out[#out + 1] = replacement
-    start = j + 1
-  end
-  if start == 1 then return s end
-  out[#out + 1] = sub(s, start)
-  return table.concat(out)
-end
+-- A secret is masked wherever any cut of it of at least MIN_CUT characters
+-- appears, in every form a server could echo it in: SignatureDoesNotMatch
+-- quotes the whole string-to-sign (the SecurityToken percent-encoded twice),
+-- a proxy may log the query form-encoded (+ for space) or in lower-case hex,
+-- and a message may be cut short anywhere.
+local MIN_CUT = 8
 
--- Every form a server may echo a secret in: SignatureDoesNotMatch quotes
--- the whole string-to-sign, which carries the SecurityToken percent-encoded
--- twice. So each secret is scrubbed raw, encoded once and encoded twice.
+local lower_hex = function(s) return (s:gsub("%%%x%x", string.lower)) end
+
 local function forms_of(secrets)
-  local forms = {}
+  local forms, seen = {}, {}
+  local function add(f)
+    if f ~= "" and not seen[f] then
+      seen[f] = true
+      forms[#forms + 1] = f
+    end
+  end
   for _, secret in ipairs(secrets) do
     if type(secret) == "string" and secret ~= "" then
       local once = core.percent_encode(secret)
-      forms[#forms + 1] = secret
-      forms[#forms + 1] = once
-      forms[#forms + 1] = core.percent_encode(once)
+      local plus = (once:gsub("%%20", "+"))
+      for _, f in ipairs({ secret, once, plus, core.percent_encode(once), core.percent_encode(plus) }) do
+        add(f)
+        add(lower_hex(f))
+      end
     end
   end
   return forms
 end
 
-local function scrub_forms(text, forms)
-  for _, form in ipairs(forms) do text = replace_plain(text, form, "***") end
-  return text
+-- The grams of the forms: every MIN_CUT-character piece (a shorter form is
+-- one piece of its own, matched whole).
+local function grams_of(forms)
+  local grams, short = {}, {}
+  for _, f in ipairs(forms) do
+    if #f < MIN_CUT then
+      short[#short + 1] = f
+    else
+      for i = 1, #f - MIN_CUT + 1 do grams[sub(f, i, i + MIN_CUT - 1)] = true end
+    end
+  end
+  return { grams = grams, short = short, forms = forms }
 end
 
---- `text` with every form of every secret in `secrets` replaced by ***.
+local function mask(text, g)
+  local spans = {}
+  for i = 1, #text - MIN_CUT + 1 do
+    if g.grams[sub(text, i, i + MIN_CUT - 1)] then spans[#spans + 1] = { i, i + MIN_CUT - 1 } end
+  end
+  for _, f in ipairs(g.short) do
+    local start = 1
+    while true do
+      local i, j = find(text, f, start, true)
+      if not i then break end
+      spans[#spans + 1] = { i, j }
+      start = j + 1
+    end
+  end
+  if #spans == 0 then return text end
+  table.sort(spans, function(a, b) return a[1] < b[1] end)
+  local out, at, k = {}, 1, 1
+  while k <= #spans do
+    local first, last = spans[k][1], spans[k][2]
+    k = k + 1
+    while k <= #spans and spans[k][1] <= last + 1 do
+      if spans[k][2] > last then last = spans[k][2] end
+      k = k + 1
+    end
+    out[#out + 1] = sub(text, at, first - 1)
+    out[#out + 1] = "***"
+    at = last + 1
+  end
+  out[#out + 1] = sub(text, at)
+  return table.concat(out)
+end
+
+--- `text` with every form and cut of each secret in `secrets` replaced by ***.
 function errors.scrub(text, secrets)
-  return scrub_forms(text, forms_of(secrets))
+  return mask(text, grams_of(forms_of(secrets)))
 end
 
---- Remove every secret from the text fields of an error.
+-- Every string field of err, and of the errors it carries (cause), scrubbed.
+-- The code is an identifier (InvalidAccessKeyId.Inactive): only a whole form
+-- of a secret is masked there, not every 8-character cut of one.
+local function redact_fields(err, g, depth)
+  for k, v in pairs(err) do
+    if type(v) == "string" then
+      err[k] = k == "code" and mask(v, { grams = {}, short = g.forms }) or mask(v, g)
+    elseif type(v) == "table" and depth < 3 and core.is_error(v) then
+      redact_fields(v, g, depth + 1)
+    end
+  end
+end
+
+--- Remove every secret from every string field of an error (message,
+-- recommend, request_id, host_id, ...: whatever a server could fill).
 function errors.redact(err, secrets)
   if not secrets then return err end
   local forms = forms_of(secrets)
-  for _, field in ipairs({ "message", "recommend" }) do
-    local text = err[field]
-    if type(text) == "string" then err[field] = scrub_forms(text, forms) end
-  end
+  if #forms > 0 then redact_fields(err, grams_of(forms), 1) end
   return err
 end
 

@@ -109,22 +109,51 @@ local rules = {
 }
 params.rules = rules
 
-local function allowed_names(rule)
+local function sorted_names(set, extra)
   local names = {}
-  for k in pairs(rule) do names[#names + 1] = k end
+  for k in pairs(set) do names[#names + 1] = k end
+  for k in pairs(extra or {}) do names[#names + 1] = k end
   sort(names)
-  return concat(names, ", ")
+  return names
 end
 
-local function unknown_name_message(action, rule, name)
-  local hint = ""
-  if type(name) == "string" then
-    for k in pairs(rule) do
-      if lower(k) == lower(name) then hint = format(" (did you mean %s?)", k) end
+-- Edit distance, for "did you mean": small names only, so the plain table is fine.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
     end
+    prev = cur
   end
-  return format("unknown parameter %s for %s%s; expected one of: %s",
-    describe(name), action, hint, allowed_names(rule))
+  return prev[#b]
+end
+
+-- The name in `names` that `name` was probably meant to be: the same but for
+-- case, "_" and "-" (dryRun, dry-run -> dry_run), else at most two edits off.
+function params.did_you_mean(name, names)
+  if type(name) ~= "string" then return nil end
+  local function norm(s) return (lower(s):gsub("[_%-]", "")) end
+  local want, best, best_d = norm(name), nil, 3
+  for _, k in ipairs(names) do
+    local d = norm(k) == want and 0 or distance(lower(name), lower(k))
+    if d < best_d then best, best_d = k, d end
+  end
+  return best
+end
+
+--- "unknown <what> X for <where> (did you mean Y?); expected one of: ..."
+function params.unknown_key(what, where, name, names)
+  local guess = params.did_you_mean(name, names)
+  return format("unknown %s %s for %s%s; expected one of: %s", what, describe(name), where,
+    guess and format(" (did you mean %s?)", guess) or "", concat(names, ", "))
+end
+
+local function unknown_name_message(action, rule, name, extra)
+  return params.unknown_key("parameter", action, name, sorted_names(rule, extra))
 end
 
 --- Check `p` against the action's rules.
@@ -143,7 +172,7 @@ function params.validate(action, p, extra)
       if v == nil then return nil, invalid(msg) end
       out[name] = v
     elseif not (extra and extra[name]) then
-      return nil, invalid(unknown_name_message(action, rule, name))
+      return nil, invalid(unknown_name_message(action, rule, name, extra))
     end
   end
   for name, r in pairs(rule) do

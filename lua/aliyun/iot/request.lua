@@ -12,7 +12,8 @@ local params = require("aliyun.iot.params")
 local time = require("aliyun.iot.time")
 
 local pairs, setmetatable, tostring = pairs, setmetatable, tostring
-local format, match, gsub = string.format, string.match, string.gsub
+local format, match, gsub, find = string.format, string.match, string.gsub, string.find
+local ipairs, type, tonumber = ipairs, type, tonumber
 local min, random = math.min, math.random
 local sign_v1, sign_v3, percent_encode = core.sign_v1, core.sign_v3, core.percent_encode
 local codes = errors.codes
@@ -105,6 +106,18 @@ function request.prepare(state, action, api_params, creds)
     local err
     creds, err = state.credentials:get()
     if not creds then return nil, err end
+  end
+  if not creds.checked then
+    -- A control character would break the request's headers (or the
+    -- signature) somewhere below; say which part is wrong, never its value.
+    for _, part in ipairs({ "access_key_id", "access_key_secret", "security_token" }) do
+      local v = creds[part]
+      if v ~= nil and (type(v) ~= "string" or find(v, "%c")) then
+        return nil, errors.invalid(format("the credentials' %s (from %s) contains a control character",
+          part, tostring(state.credentials.source)))
+      end
+    end
+    creds.checked = true
   end
   local at = core.timestamp(epoch(state))
   local signature_nonce = state.nonce and state.nonce() or core.nonce()
@@ -227,6 +240,26 @@ local function may_retry(call, err)
   return is_transport_failure(err) and never_sent(err)
 end
 
+-- The wait a server asked for, in seconds: x-acs-retry-after (milliseconds,
+-- as Alibaba's runtimes read it) or Retry-After (seconds or an HTTP date).
+-- At most MAX_SERVER_WAIT, as the aliyun CLI caps it.
+request.MAX_SERVER_WAIT = 60
+local function server_wait(state, headers)
+  if not headers then return nil end
+  local ms = tonumber(headers["x-acs-retry-after"])
+  local wait = ms and ms / 1000
+  local ra = headers["retry-after"]
+  if not wait and ra then
+    wait = tonumber(ra)
+    if not wait then
+      local at = http_date_epoch(ra)
+      wait = at and at - epoch(state)
+    end
+  end
+  if not wait or wait ~= wait or wait <= 0 then return nil end
+  return math.min(wait, request.MAX_SERVER_WAIT)
+end
+
 --- After a failed attempt: whether and when to try `call` again.
 -- Returns the seconds to wait (0: at once), or nil and, when the deadline
 -- is what stopped it, the reason. An InvalidTimeStamp.Expired answer with a
@@ -234,13 +267,15 @@ end
 -- correct_clock_skew the first such answer of a call is retried at once,
 -- outside max_retries, once settle has corrected the clock (the gateway
 -- refused it before anything ran, so this holds for writes too).
-function request.retry_after(call, err, now)
+function request.retry_after(call, err, now, headers)
   local state = call.state
   if err.clock_offset and state.correct_clock_skew and not call.skew_corrected then return 0 end
   if not may_retry(call, err) or call.attempt > (state.max_retries or request.DEFAULT_MAX_RETRIES) then
     return nil
   end
   local delay = backoff(call.attempt, err)
+  local asked = server_wait(state, headers)
+  if asked and asked > delay then delay = asked end
   if call.deadline_at and now + delay > call.deadline_at then
     return nil, format("gave up: the %s deadline would pass before the next attempt",
       state.deadline and format("%g s", state.deadline) or "listing's")
@@ -248,12 +283,25 @@ function request.retry_after(call, err, now)
   return delay
 end
 
+-- The most a server's Date may differ from ours and still be taken as the
+-- clock to correct to: the gateway allows 15 minutes, real skews are
+-- minutes or hours; a day off is a hostile or broken header, not a clock.
+request.MAX_CLOCK_OFFSET = 86400
+
 -- InvalidTimeStamp.Expired: how far off the local clock is, from the
 -- server's Date header, in err (clock_offset and the message).
 local function note_clock_offset(state, err, headers)
-  local server = http_date_epoch(headers and headers.date)
+  local date = headers and headers.date
+  local server = http_date_epoch(date)
   if not server then return end
   local offset = server - epoch(state)
+  local off = math.abs(offset)
+  if off ~= off or off > request.MAX_CLOCK_OFFSET then
+    err.message = format("%s [the server's Date header (%s) is %.0f s from the local clock: "
+      .. "implausible, not taken as a clock to correct to]", tostring(err.message), tostring(date):sub(1, 40),
+      math.abs(offset))
+    return
+  end
   err.clock_offset = offset
   err.message = format("%s [the local clock is %.0f s %s the server's Date header%s]", tostring(err.message),
     math.abs(offset), offset > 0 and "behind" or "ahead of",
@@ -267,22 +315,28 @@ end
 -- final. err has every secret of `creds` scrubbed from its text.
 function request.settle(call, creds, r, now)
   local err, headers = r.err, r.headers
+  local state = call.state
   if not err then
     local result
     result, err = call.decode(r.body, r.status)
     if result ~= nil then return result end
     if err.request_id == nil and headers then err.request_id = headers[REQUEST_ID_HEADER] end
   end
-  errors.redact(err, { creds.access_key_secret, creds.security_token })
+  errors.redact(err, { creds.access_key_secret, creds.security_token, state.proxy_password })
   if call.attempt > 1 then err.attempts = call.attempt end
-  local state = call.state
   if err.code == "InvalidTimeStamp.Expired" then note_clock_offset(state, err, headers) end
   if not call.read and maybe_executed(err) then
     err.maybe_executed = true
     err.message = format("%s [%s may have been carried out: check its effect before sending it again]",
       tostring(err.message), call.action)
   end
-  local delay, why = request.retry_after(call, err, now)
+  if err.name_not_resolved and state.region_endpoint then
+    -- A made-up region's endpoint does not resolve: no retry will fix that.
+    err.retryable = false
+    err.message = format("%s [the endpoint for region %s did not resolve: check the region (e.g. cn-shanghai)]",
+      tostring(err.message), tostring(state.region))
+  end
+  local delay, why = request.retry_after(call, err, now, headers)
   if delay == nil then
     if why then err.message = format("%s [%s]", tostring(err.message), why) end
     return nil, err

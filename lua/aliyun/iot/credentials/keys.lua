@@ -7,6 +7,8 @@
 -- named profile, a field of a service's answer).
 local nonempty = require("aliyun.iot.credentials.common").nonempty
 
+local type = type
+
 local keys = {}
 
 -- The other half of the pair, for messages such as "X is set but Y is missing".
@@ -17,8 +19,15 @@ local OTHER = { access_key_id = "access_key_secret", access_key_secret = "access
 -- there too; otherwise an empty one counts as none.
 -- Returns creds, or nil, the name of the first missing part ("access_key_id",
 -- "access_key_secret" or "security_token") and, for a half of the pair, the other half.
+-- Keys copied from a file or a console keep its line end or a stray space
+-- (a secret pasted from a CRLF file ends in "\r"); no key has them.
+local function trimmed(v)
+  if type(v) ~= "string" then return v end
+  return (v:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
 function keys.check(id, secret, token, token_required)
-  id, secret, token = nonempty(id), nonempty(secret), nonempty(token)
+  id, secret, token = nonempty(trimmed(id)), nonempty(trimmed(secret)), nonempty(trimmed(token))
   local absent = not id and "access_key_id" or not secret and "access_key_secret"
     or token_required and not token and "security_token" or nil
   if absent then return nil, absent, OTHER[absent] end

@@ -22,6 +22,25 @@ local function proxy_settings(opts)
   return proxy, getenv("NO_PROXY") or getenv("no_proxy")
 end
 
+-- A proxy URL's password, and whether the URL is well formed:
+-- scheme://[user[:password]@]host[:port][/]. Returns password (or nil), or
+-- false and a message that shows the URL with its password masked.
+function curl.check_proxy(proxy)
+  if proxy == nil or proxy == "" then return nil end
+  local scheme, rest = proxy:match("^(%a[%w+.%-]*)://(.*)$")
+  if not scheme then rest = proxy end
+  local authority = rest:match("^[^/?#]*")
+  local userinfo, hostport = authority:match("^(.*)@(.*)$")
+  hostport = hostport or authority
+  local password = userinfo and userinfo:match("^[^:]*:(.*)$")
+  local host_ok = hostport:match("^%[[%x:%.]+%]:?%d*$") or hostport:match("^[%w%.%-_]+:?%d*$")
+  if not host_ok then
+    local shown = password and password ~= "" and proxy:gsub(password:gsub("%p", "%%%0"), "***") or proxy
+    return false, string.format("proxy %q is not a URL such as http://[user:password@]host:port", shown)
+  end
+  return password ~= "" and password or nil
+end
+
 --- The C core's transfer options for iot.new options (a Session's; a Multi
 -- adds `size`).
 function curl.options(opts)
@@ -41,9 +60,16 @@ end
 -- name, no connection, no TLS session. Marked request_sent = false, so that
 -- a write may be sent again exactly then.
 local NOT_SENT = { [5] = true, [6] = true, [7] = true, [35] = true }
+local COULDNT_RESOLVE_HOST = 6
 local function mark_unsent(err)
   if err and NOT_SENT[err.curl_code] then err.request_sent = false end
+  if err and err.curl_code == COULDNT_RESOLVE_HOST then err.name_not_resolved = true end
   return err
+end
+
+local function closed()
+  local errors = require("aliyun.iot.errors")
+  return errors.new(errors.codes.CLIENT_CLOSED, "the transport was closed (client:close())", { retryable = false })
 end
 
 local Transport = {}
@@ -52,11 +78,15 @@ Transport.__name = "aliyun.iot.CurlTransport"
 
 function curl.new(opts)
   local options = curl.options(opts)
-  return setmetatable({ session = core.new_session(options), options = options }, Transport)
+  local password, why = curl.check_proxy(options.proxy)
+  if password == false then return nil, why end
+  return setmetatable({ session = core.new_session(options), options = options, proxy_password = password },
+    Transport)
 end
 
 -- opts: timeout, fresh (see aliyun.iot.transport); the C Session reads only those.
 function Transport:request(method, url, headers, body, opts)
+  if self.closed then return nil, closed() end
   local status, rbody, rheaders = self.session:request(method, url, headers, body, opts)
   if not status then return nil, mark_unsent(rbody) end
   return status, rbody, rheaders
@@ -69,20 +99,36 @@ function Transport:concurrent(n)
   for k, v in pairs(self.options) do options[k] = v end
   options.size = n
   local m = core.new_multi(options)
+  -- Requests libcurl refused to start (an option it rejects, such as an
+  -- over-long URL): finished at once, as errors, with the next wait.
+  local refused = {}
   return {
-    start = function(id, req) m:add(id, req.method, req.url, req.headers, req.body, req) end,
+    start = function(id, req)
+      local ok, why = pcall(m.add, m, id, req.method, req.url, req.headers, req.body, req)
+      if not ok then
+        local errors = require("aliyun.iot.errors")
+        refused[#refused + 1] = { id = id, err = errors.new(errors.codes.TRANSPORT_ERROR,
+          "libcurl refused the request: " .. tostring(why), { retryable = false, request_sent = false }) }
+      end
+    end,
     wait = function(seconds)
+      if #refused > 0 then
+        local out = refused
+        refused = {}
+        return out
+      end
       local done = m:wait(seconds)
       for i = 1, #done do mark_unsent(done[i].err) end
       return done
     end,
-    pending = function() return m:pending() end,
+    pending = function() return m:pending() + #refused end,
     close = function() m:close() end,
   }
 end
 
 --- Release the Session. Idempotent.
 function Transport:close()
+  self.closed = true
   self.session:close()
 end
 

@@ -36,7 +36,9 @@ function transport.select(opts)
   if not module then
     return nil, string.format("option transport must be \"curl\", \"resty\" or an object, got %q", choice)
   end
-  return require(module).new(opts), true
+  local t, why = require(module).new(opts)
+  if not t then return nil, why end
+  return t, true
 end
 
 --- A sleep function for backoff and rate limiting: the resty transport's

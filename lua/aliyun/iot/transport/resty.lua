@@ -103,7 +103,14 @@ function Transport:exchange(scheme, host, port, method, head_and_body, timeout, 
     pool = format("%s:fresh:%s:%d", pool, tostring(self), self.fresh_count)
   end
   local ok, err = sock:connect(host, port, { pool = pool })
-  if not ok then return not_sent(select(2, net_error("connecting to", err, where))) end
+  if not ok then
+    local _, e = net_error("connecting to", err, where)
+    local why = tostring(err)
+    if find(why, "could not be resolved", 1, true) or find(why, "no resolver", 1, true) then
+      e.name_not_resolved = true
+    end
+    return not_sent(e)
+  end
   local reused = sock:getreusedtimes() > 0
   if scheme == "https" and not reused then
     ok, err = sock:sslhandshake(nil, host, self.verify)
@@ -159,7 +166,9 @@ end
 -- opts: timeout (seconds, this request's), fresh (a new connection, and no
 -- second try on one: the gateway may have read the first copy).
 function Transport:request(method, url, headers, body, opts)
-  if self.closed then error("attempt to use a closed transport", 2) end
+  if self.closed then
+    return fail(codes.CLIENT_CLOSED, "the transport was closed (client:close())", { retryable = false })
+  end
   if not resty.cosockets_available() then
     if self.fallback ~= "curl" then
       return fail(codes.TRANSPORT_ERROR, format("cosockets are not available in the %s phase "
