@@ -57,6 +57,16 @@ local function offset_of(product, token)
   return offset
 end
 
+-- The page a request asks for (what the "once every N" faults key on): with
+-- a NextToken the one it stands for at the request's PageSize, else CurrentPage.
+function M.page_of(params)
+  local page_size = params.PageSize and lib.parse_integer(params.PageSize) or 10
+  local raw = params.NextToken and params.NextToken ~= "" and ngx.decode_base64(params.NextToken)
+  local offset = raw and tonumber(raw:match("\n(%d+)\n%d+$") or "")
+  if offset and page_size >= 1 then return math.floor(offset / page_size) + 1 end
+  return tonumber(params.CurrentPage or "1") or 1
+end
+
 function M.call(params, request_id, faults)
   local page_size = params.PageSize and lib.parse_integer(params.PageSize) or 10
   local current_page = params.CurrentPage and lib.parse_integer(params.CurrentPage) or 1
