@@ -6,10 +6,14 @@
 --   GET  /__emulator/faults   -> current fault config (JSON object)
 --   POST /__emulator/faults   -> replace the fault config with the JSON body
 --   GET  /__emulator/executions -> how often each action's code ran since the last reset
+--   GET  /__emulator/counts   -> requests, throttled and most per second, per action and AccessKeyId
+--   GET  /__emulator/limits   -> the paging caps and QPS quotas now in force, per action
 
 local cjson = require "cjson.safe"
 local codec = require "codec"
 local store = require "store"
+local counts = require "counts"
+local quota = require "quota"
 
 local M = {}
 
@@ -27,6 +31,27 @@ local function faults_json()
     parts[#parts + 1] = string.format("%q:%d", name, f[name])
   end
   return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- The limits in force under the current fault config: what a client test
+-- reads to know the depth cap and quotas it runs against (0 = no quota).
+local function limits_json()
+  local f = store.faults()
+  local function qps(action) return quota.limit(f, action) or 0 end
+  local out = {
+    qps_per_access_key = f.qps,
+    log = f.log,
+    ListOTATaskByJob = codec.object({ "page_size_max", "depth_cap", "device_names_max", "qps" },
+      { page_size_max = 100, depth_cap = f.depth_cap > 0 and f.depth_cap or 100000, device_names_max = 50,
+        qps = qps("ListOTATaskByJob") }),
+    QueryDevice = codec.object({ "page_size_max", "depth_cap", "qps", "qps_deep", "deep_from" },
+      { page_size_max = 50, depth_cap = f.device_depth_cap > 0 and f.device_depth_cap or 10000,
+        qps = qps("QueryDevice"), qps_deep = quota.deep_limit(f) or 0, deep_from = quota.DEEP_FROM }),
+  }
+  for _, action in ipairs(quota.ACTIONS) do
+    if not out[action] then out[action] = codec.object({ "qps" }, { qps = qps(action) }) end
+  end
+  return codec.json(out)
 end
 
 local ROUTES = {
@@ -54,6 +79,21 @@ local ROUTES = {
       out[action] = codec.object({ "calls", "ok", "by_params" }, { calls = a.calls, ok = a.ok, by_params = by })
     end
     reply(200, "application/json", codec.json(out))
+  end,
+  ["GET /__emulator/counts"] = function()
+    -- {"<Action>":{"requests":n,"throttled":n,"max_per_second":n,"by_key":{"<AccessKeyId>":{...}}}}
+    local fields = { "requests", "throttled", "max_per_second" }
+    local out = {}
+    for action, a in pairs(counts.all()) do
+      local by = {}
+      for key, b in pairs(a.by_key) do by[key] = codec.object(fields, b) end
+      a.by_key = by
+      out[action] = codec.object({ "requests", "throttled", "max_per_second", "by_key" }, a)
+    end
+    reply(200, "application/json", codec.json(out))
+  end,
+  ["GET /__emulator/limits"] = function()
+    reply(200, "application/json", limits_json())
   end,
   ["POST /__emulator/faults"] = function()
     ngx.req.read_body()

@@ -5,7 +5,8 @@
 --
 -- "every N": request number n (since the config was set) with n % N == 0.
 -- "once_every N": the first request for every Nth page (CurrentPage % N == 0;
--- CurrentPage 1 for requests without one), keyed by fault, action, JobId,
+-- CurrentPage 1 for requests without one; a QueryDevice NextToken counts as
+-- the page it stands for), keyed by fault, action, JobId (ProductKey),
 -- TaskStatus and first device name: which request is hit does not depend on
 -- arrival order. Write faults count executed writes instead of requests.
 
@@ -24,7 +25,11 @@ function M.every(n, count)
 end
 
 local function page_of(ctx)
-  return tonumber(ctx.params and ctx.params.CurrentPage or "1") or 1
+  local p = ctx.params
+  if p and p.NextToken and (p.Action or ctx.headers["x-acs-action"]) == "QueryDevice" then
+    return require("query_device").page_of(p)
+  end
+  return tonumber(p and p.CurrentPage or "1") or 1
 end
 
 -- The first request for every Nth page, for fault `name`.
@@ -34,7 +39,7 @@ function M.once_every(name, n, ctx)
   local page = page_of(ctx)
   if page % n ~= 0 then return false end
   return store.first_time(table.concat({ name, tostring(p.Action or ctx.headers["x-acs-action"]),
-    tostring(p.JobId), tostring(p.TaskStatus), tostring(p["DeviceNames.1"]), page }, "\0"))
+    tostring(p.JobId or p.ProductKey), tostring(p.TaskStatus), tostring(p["DeviceNames.1"]), page }, "\0"))
 end
 
 local function hit(f, name, ctx)

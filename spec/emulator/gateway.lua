@@ -4,7 +4,7 @@
 -- the gateway error body {RequestId, HostId, Code, Message, Recommend}:
 --   1 path and method        5 signature (own V1/V3 code, signing.lua, crypto.lua)
 --   2 common parameters      6 nonce replay
---   3 timestamp              7 throttling (fault option qps)
+--   3 timestamp              7 throttling (fault options qps, qps_per_action, qps_<Action>)
 --   4 AccessKeyId / STS      8 Action, Version   9 parameters, then the action
 -- A request with "Authorization: ACS3-..." is a V3 request (steps 2-6 read
 -- headers, authenticate_v3), any other a V1 request (authenticate_v1).
@@ -16,6 +16,8 @@ local signing = require "signing"
 local crypto = require "crypto"
 local codec = require "codec"
 local store = require "store"
+local counts = require "counts"
+local quota = require "quota"
 local faults_after = require "faults"
 
 local M = {}
@@ -30,6 +32,7 @@ local ACTIONS = {
   ListOTAJobByFirmware = require "ota_list_jobs",
   CancelOTATaskByJob = require "ota_cancel",
   ReupgradeOTATask = require "ota_reupgrade",
+  QueryDevice = require "query_device",
 }
 
 -- Credentials, from the shared accounts file.
@@ -413,8 +416,11 @@ local function process(ctx)
   local auth, err = (ctx.v3 and authenticate_v3 or authenticate_v1)(ctx)
   if not auth then return err end
 
-  -- 7. Throttling.
-  if ctx.faults.qps > 0 and not store.throttle_admit(auth.access_key_id, ctx.faults.qps) then
+  -- 7. Throttling: per AccessKeyId (qps), then per account and action (quota.lua).
+  local account = ACCOUNTS[auth.access_key_id].account or auth.access_key_id
+  if (ctx.faults.qps > 0 and not store.throttle_admit(auth.access_key_id, ctx.faults.qps))
+     or not store.throttle_admit_buckets(quota.buckets(ctx.faults, account, auth.action, p)) then
+    ctx.throttled = true
     return gateway_error(400, "Throttling.User", "Request was denied due to user flow control.")
   end
 
@@ -455,7 +461,9 @@ local function process(ctx)
   if err then return err end
 
   local body, code, fault = action.call(p, ctx.request_id, ctx.faults)
-  store.count_execution(action.name, params_text(p, auth.common), code == "OK")
+  -- Parameter sets only for writes while the log is off (store.count_execution).
+  local detail = (ctx.faults.log ~= 0 or faults_after.WRITES[action.name]) and params_text(p, auth.common) or nil
+  store.count_execution(action.name, detail, code == "OK")
   local result = { status = 200, code = code, body = body, root = action.name .. "Response",
                    listing_fault = fault }
   faults_after.after_action(ctx, action.name, result)
@@ -493,6 +501,15 @@ local function encode(ctx, result)
   return codec.xml(root, body_value), "text/xml;charset=utf-8"
 end
 
+-- The Action and AccessKeyId a request names (either may be nil), before
+-- any check: V3 from x-acs-action and the Credential, V1 from the parameters.
+local function caller(ctx)
+  if ctx.v3 then
+    return ctx.headers["x-acs-action"], (ctx.headers.authorization or ""):match("Credential=([^,%s]+)")
+  end
+  return ctx.params and ctx.params.Action, ctx.params and ctx.params.AccessKeyId
+end
+
 -- The request as recorded in the control log. signature_version is "v3" for a
 -- request with "Authorization: ACS3-...", else "v1"; V3 entries also carry the
 -- x-acs-* headers (x-acs-security-token shown as ***).
@@ -502,17 +519,13 @@ local function log_entry(ctx, http_status, code, fault)
     if k == "SecurityToken" then params[k] = "***"
     elseif k ~= "Signature" then params[k] = v end
   end
-  local action, key, headers
+  local action, key = caller(ctx)
+  local headers
   if ctx.v3 then
-    action = ctx.headers["x-acs-action"]
-    key = (ctx.headers.authorization or ""):match("Credential=([^,%s]+)")
     headers = {}
     for name, v in pairs(ctx.headers) do
       if name:find("^x%-acs%-") then headers[name] = name == "x-acs-security-token" and "***" or v end
     end
-  else
-    action = ctx.params and ctx.params.Action
-    key = ctx.params and ctx.params.AccessKeyId
   end
   return codec.object(
     { "action", "access_key_id", "method", "signature_version", "params", "headers", "http_status", "code", "fault" },
@@ -530,6 +543,13 @@ local function log_entry(ctx, http_status, code, fault)
 end
 
 local every = faults_after.every
+
+-- Appends the request to the control log, unless fault option log is 0; the
+-- counts (counts.lua) are kept either way.
+local function record(ctx, http_status, code, fault)
+  if ctx.throttled then counts.throttled(caller(ctx)) end
+  if ctx.faults.log ~= 0 then store.log_append(log_entry(ctx, http_status, code, fault)) end
+end
 
 function M.handle()
   local ctx = {
@@ -557,13 +577,16 @@ function M.handle()
   end
 
   local faults = ctx.faults
+  ngx.update_time()
+  local action_name, key = caller(ctx)
+  counts.arrival(action_name, key, ngx.now())
   local count = store.next_request_number()
   ctx.count = count
   if faults.latency_ms > 0 then ngx.sleep(faults.latency_ms / 1000) end
 
   -- Faults that pre-empt processing: the request never reaches the checks.
   if every(faults.reset_every, count) then
-    store.log_append(log_entry(ctx, 444, "ConnectionReset", "reset"))
+    record(ctx, 444, "ConnectionReset", "reset")
     return ngx.exit(444)            -- nginx closes the connection, no response
   end
   local result, fault
@@ -580,7 +603,7 @@ function M.handle()
 
   if result.reset then
     -- The request was read (and its nonce recorded, or its write executed).
-    store.log_append(log_entry(ctx, 444, "ConnectionReset", fault))
+    record(ctx, 444, "ConnectionReset", fault)
     return ngx.exit(444)
   end
   if result.sleep_ms then ngx.sleep(result.sleep_ms / 1000) end
@@ -602,7 +625,7 @@ function M.handle()
     fault = fault or "huge_body"
   end
 
-  store.log_append(log_entry(ctx, status, result.code, fault or result.listing_fault))
+  record(ctx, status, result.code, fault or result.listing_fault)
 
   if result.early_hints then
     -- nginx cannot send an interim response itself: write the whole answer

@@ -16,14 +16,29 @@
 --                      the API reference does not list (SCHEDULED, PAUSED)
 --                      the job's Total exceeds the sum of its documented
 --                      statuses (job-150000-with-SCHEDULED)
+--   job-<N>-mix-<S1>:<c1>,<S2>:<c2>,...
+--                      N tasks, exactly c_j in status S_j (documented statuses,
+--                      each once, counts adding up to N, N <= MAX_MIX_TASKS),
+--                      interleaved evenly (jobmix.lua), e.g.
+--                      job-1000000-mix-SUCCEEDED:600000,IN_PROGRESS:200000,FAILED:100000,QUEUED:100000
 --   demo-job           40 tasks with realistic device names, STATUS_PATTERN
 -- N is a decimal without leading zeros, 0 <= N <= MAX_TASKS (job-0 is empty).
+--
+-- Each job has a product (ProductKey "pk-<JobId>", demo-job "a1DemoThrm9")
+-- whose devices are the job's plus some that have no task in it: products.lua.
 
 local M = {}
+
+-- jobmix.lua lives beside this file; load it by path so that this file still
+-- works when a test dofile()s it from anywhere.
+local HERE = debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") or ""
+local jobmix = package.loaded.jobmix or dofile(HERE .. "jobmix.lua")
+M.jobmix = jobmix
 
 local floor, format = math.floor, string.format
 
 M.MAX_TASKS = 100000000
+M.MAX_MIX_TASKS = 10000000      -- jobmix arithmetic stays exact in doubles (N*N < 2^53)
 
 M.STATUSES = { "QUEUED", "NOTIFIED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "CANCELED", "CONFIRM" }
 local IS_STATUS = {}
@@ -116,11 +131,21 @@ local DEMO_INDEX = {}
 for i, name in ipairs(DEMO_DEVICES) do DEMO_INDEX[name] = i end
 
 -- Parse a JobId. Returns a job descriptor or nil when the job does not exist:
---   { id, kind = "mixed"|"uniform", size, status (uniform only), demo (bool),
---     pattern (mixed only: 20 statuses), extra_status (job-<N>-with-<X> only) }
+--   { id, kind = "mixed"|"uniform"|"mix", size, status (uniform only), demo (bool),
+--     pattern (mixed only: 20 statuses), extra_status (job-<N>-with-<X> only),
+--     mix (mix only: jobmix.parse) }
 function M.parse(job_id)
   if job_id == "demo-job" then
     return { id = job_id, kind = "mixed", size = #DEMO_DEVICES, demo = true, pattern = M.STATUS_PATTERN }
+  end
+  local mn, spec = job_id:match("^job%-(%d+)%-mix%-(.+)$")
+  if mn then
+    if (#mn > 1 and mn:sub(1, 1) == "0") or #mn > 9 then return nil end
+    local size = tonumber(mn)
+    if size > M.MAX_MIX_TASKS then return nil end
+    local mix = jobmix.parse(spec, size, function(s) return IS_STATUS[s] end)
+    if not mix then return nil end
+    return { id = job_id, kind = "mix", size = size, mix = mix }
   end
   local n, with, status = job_id:match("^job%-(%d+)%-(with%-)([A-Z][A-Z_]*)$")
   if not n then n, status = job_id:match("^job%-(%d+)%-([A-Z_]+)$") end
@@ -143,27 +168,34 @@ end
 -- Status of task i of a job.
 function M.job_status_of(job, i)
   if job.kind == "uniform" then return job.status end
+  if job.kind == "mix" then return jobmix.status_of(job.mix, i) end
   return job.pattern[(i - 1) % PERIOD + 1]
 end
 
--- Number of tasks of the job, or of those in status (status nil = all).
-function M.count(job, status)
-  if status == nil then return job.size end
-  if job.kind == "uniform" then return status == job.status and job.size or 0 end
+-- Number of tasks among 1..i in status.
+function M.prefix(job, status, i)
+  if job.kind == "uniform" then return status == job.status and i or 0 end
+  if job.kind == "mix" then return jobmix.prefix(job.mix, status, i) end
   local pos = positions_of(job.pattern)[status]
   if not pos then return 0 end
-  local full, rest = floor(job.size / PERIOD), job.size % PERIOD
-  local c = full * #pos
+  local c, rest = floor(i / PERIOD) * #pos, i % PERIOD
   for _, p in ipairs(pos) do
     if p <= rest then c = c + 1 end
   end
   return c
 end
 
+-- Number of tasks of the job, or of those in status (status nil = all).
+function M.count(job, status)
+  if status == nil then return job.size end
+  return M.prefix(job, status, job.size)
+end
+
 -- Index i of the k-th task (1-based, in task order) having status (nil = any).
 -- Caller guarantees 1 <= k <= count(job, status).
 function M.kth(job, status, k)
   if status == nil or job.kind == "uniform" then return k end
+  if job.kind == "mix" then return jobmix.kth(job.mix, status, k) end
   local pos = positions_of(job.pattern)[status]
   local per = #pos
   return floor((k - 1) / per) * PERIOD + pos[(k - 1) % per + 1]
@@ -173,6 +205,7 @@ end
 -- TaskDesc over the FAILED tasks.
 local function rank_in_status(job, i)
   if job.kind == "uniform" then return i end
+  if job.kind == "mix" then return jobmix.prefix(job.mix, jobmix.status_of(job.mix, i), i) end
   local status = M.job_status_of(job, i)
   local pos = positions_of(job.pattern)[status]
   local p = (i - 1) % PERIOD + 1
@@ -194,6 +227,15 @@ function M.index_of_device(job, name)
   if job.demo then i = DEMO_INDEX[name] else i = synthetic_index_of(name) end
   if i and i <= job.size then return i end
   return nil
+end
+
+-- The job's product: "pk-<JobId>" (demo-job: "a1DemoThrm9"); products.lua
+-- holds its devices.
+M.DEMO_PRODUCT_KEY = "a1DemoThrm9"
+
+function M.product_key(job)
+  if job.demo then return M.DEMO_PRODUCT_KEY end
+  return "pk-" .. job.id
 end
 
 -- Descriptions of FAILED tasks, cycled in order over the job's FAILED tasks:
@@ -288,7 +330,7 @@ function M.job_record(job)
     JobType = M.JOB_TYPE,
     SelectionType = M.SELECTION_TYPE,
     TargetSelection = M.TARGET_SELECTION,
-    ProductKey = job.demo and "a1DemoThrm9" or "a1EmuSensr7",
+    ProductKey = M.product_key(job),
     FirmwareId = M.firmware_id(job),
     SrcVersions = job.demo and { "2.3.1" } or { "1.0.0", "1.0.1", "0.9.8" },
     DestVersion = job.demo and "2.4.0" or "1.1.0",
@@ -331,7 +373,7 @@ function M.task(job, i)
     DeviceName = M.job_device_name(job, i),
     FirmwareId = M.firmware_id(job),
     IotId = format("%sIot%010dEmu", job.demo and "Demo" or "Syn", i),
-    ProductKey = job.demo and "a1DemoThrm9" or "a1EmuSensr7",
+    ProductKey = M.product_key(job),
     JobId = job.id,
     TaskDesc = desc,
     DestVersion = job.demo and "2.4.0" or "1.1.0",

@@ -20,7 +20,8 @@
 -- Cost: task i and an unfiltered page are O(1) per task. count(S) is
 -- O(#overrides); kth(S, k) is arithmetic without overrides and a binary search
 -- over the task index (O(log size * log #overrides)) with them: any page stays
--- O(PageSize * log), whatever the job size.
+-- O(PageSize * log), whatever the job size. Mix jobs (jobmix.lua) the same,
+-- with O(#statuses) arithmetic per step.
 
 local jobs = require "jobs"
 
@@ -83,7 +84,7 @@ end
 -- Sorted pattern positions (1..PERIOD) of the job whose status is in set.
 local function positions(job, set)
   local pos = {}
-  if job.kind == "uniform" then return pos end
+  if job.kind ~= "mixed" then return pos end       -- uniform and mix jobs need no positions
   for p, s in ipairs(job.pattern) do
     if set[s] then pos[#pos + 1] = p end
   end
@@ -93,6 +94,11 @@ end
 -- Number of tasks 1..i whose base status is in set (overrides ignored).
 local function base_prefix(job, set, pos, i)
   if job.kind == "uniform" then return set[job.status] and i or 0 end
+  if job.kind == "mix" then
+    local c = 0
+    for s in pairs(set) do c = c + jobs.prefix(job, s, i) end
+    return c
+  end
   local c = floor(i / PERIOD) * #pos
   local rest = i % PERIOD
   for _, p in ipairs(pos) do
@@ -102,8 +108,21 @@ local function base_prefix(job, set, pos, i)
 end
 
 -- Index of the k-th task whose base status is in set (overrides ignored).
-local function base_kth(job, pos, k)
+-- A mix job: arithmetic for one status; for several (CANCELED after a
+-- cancel) a binary search over the task index, O(log size * #set).
+local function base_kth(job, set, pos, k)
   if job.kind == "uniform" then return k end
+  if job.kind == "mix" then
+    local only, n = nil, 0
+    for s in pairs(set) do only, n = s, n + 1 end
+    if n == 1 then return jobs.kth(job, only, k) end
+    local lo, hi = 1, job.size
+    while lo < hi do
+      local mid = floor((lo + hi) / 2)
+      if base_prefix(job, set, pos, mid) >= k then hi = mid else lo = mid + 1 end
+    end
+    return lo
+  end
   local per = #pos
   return floor((k - 1) / per) * PERIOD + pos[(k - 1) % per + 1]
 end
@@ -151,7 +170,7 @@ end
 
 -- Index of the k-th task having the filter's status; 1 <= k <= filter_count(f).
 function M.filter_kth(f, k)
-  if f.plain then return base_kth(f.job, f.pos, k) end
+  if f.plain then return base_kth(f.job, f.set, f.pos, k) end
   local lo, hi = 1, f.job.size
   while lo < hi do
     local mid = floor((lo + hi) / 2)

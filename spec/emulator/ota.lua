@@ -18,7 +18,8 @@ local M = {
 }
 
 local DEFAULT_PAGE_SIZE, DEFAULT_CURRENT_PAGE, MAX_PAGE_SIZE = 10, 1, 100
-local MAX_DEPTH = 100000          -- CurrentPage * PageSize must not exceed this
+local MAX_DEPTH = 100000          -- CurrentPage * PageSize must not exceed this (fault option depth_cap lowers it)
+M.MAX_DEPTH, M.MAX_PAGE_SIZE = MAX_DEPTH, MAX_PAGE_SIZE
 local MAX_DEVICE_NAMES = 50
 
 local PARAMETERS = { JobId = true, PageSize = true, CurrentPage = true, TaskStatus = true }
@@ -129,9 +130,12 @@ function M.call(params, request_id, faults)
       return iot_error(request_id, "iot.common.InvalidPageParams",
         "CurrentPage must be at least 1, got " .. current_page .. ".")
     end
-    if current_page * page_size > MAX_DEPTH then
+    -- Fault option depth_cap lowers the cap, so that a test of a listing
+    -- past it runs in seconds.
+    local max_depth = faults and faults.depth_cap > 0 and faults.depth_cap or MAX_DEPTH
+    if current_page * page_size > max_depth then
       return iot_error(request_id, "iot.common.InvalidPageParams",
-        "Paging too deep: CurrentPage * PageSize must not exceed " .. MAX_DEPTH .. ", got " ..
+        "Paging too deep: CurrentPage * PageSize must not exceed " .. max_depth .. ", got " ..
         current_page .. " * " .. page_size .. ".")
     end
   end

@@ -4,6 +4,7 @@
 
 local cjson = require "cjson.safe"
 local codec = require "codec"
+local quota = require "quota"
 
 local M = {}
 
@@ -14,11 +15,13 @@ local state_dict = ngx.shared.emu_state      -- "faults" (JSON), "requests", "wr
                                              -- "once\0<key>", "shift\0<listing>" (fault state),
                                              -- "exec\0<action>[\0<params>]\0calls|ok" (executions)
 local jobs_dict = ngx.shared.emu_jobs        -- "<JobId>" -> JSON mutation record (jobstate.lua)
+local counts_dict = ngx.shared.emu_counts    -- counts.lua
 
 M.NONCE_TTL = 900
 
--- Fault options; every value is a non-negative integer, 0 = off (README.md,
--- "Fault options"; faults.lua and ota_faults.lua apply them).
+-- Fault options; every value is a non-negative integer, 0 = off unless
+-- DEFAULTS says otherwise (README.md, "Fault options"; faults.lua,
+-- ota_faults.lua, quota.lua and the actions apply them).
 M.FAULT_NAMES = {
   "latency_ms", "error_500_every", "error_503_every", "reset_every",
   "malformed_every", "truncated_every", "qps", "huge_body_bytes",
@@ -34,11 +37,22 @@ M.FAULT_NAMES = {
   "informational_every", "informational_once_every", "early_hints_every", "early_hints_once_every",
   "reset_after_nonce_every", "reset_after_nonce_once_every", "reset_reused_every",
   "write_502_every", "write_timeout_every", "write_reset_every", "write_timeout_ms",
+  -- limits: the request log on/off, lowered paging caps (ota.lua, query_device.lua)
+  "log", "depth_cap", "device_depth_cap",
 }
+-- per-action quotas (quota.lua)
+for _, name in ipairs(quota.OPTIONS) do M.FAULT_NAMES[#M.FAULT_NAMES + 1] = name end
+
+-- Values of options left out of a config.
+M.DEFAULTS = { log = 1 }
 
 -- Options with a range beyond "non-negative integer".
 local RANGES = {
   redirect_status = { 300, 399 },
+  log = { 0, 1 },
+  qps_per_action = { 0, 1 },
+  depth_cap = { 1, 100000 },          -- only lowers the real cap
+  device_depth_cap = { 1, 10000 },
 }
 
 -- Request log ---------------------------------------------------------------
@@ -94,12 +108,35 @@ function M.throttle_admit(access_key_id, qps)
   return true
 end
 
+-- The per-action quotas (quota.buckets): true when the request fits every
+-- bucket (and is then counted in each), false when it fits not all (and is
+-- counted in none). Keys "a\0<account>\0<action>" are apart from the qps ones.
+function M.throttle_admit_buckets(buckets)
+  if #buckets == 0 then return true end
+  ngx.update_time()
+  local now = ngx.now()
+  for _, b in ipairs(buckets) do
+    local key = "a\0" .. b[1]
+    while true do
+      local t = throttle_dict:lpop(key)
+      if t == nil then break end
+      if t > now - 1 then
+        throttle_dict:lpush(key, t)
+        break
+      end
+    end
+    if (throttle_dict:llen(key) or 0) >= b[2] then return false end
+  end
+  for _, b in ipairs(buckets) do throttle_dict:rpush("a\0" .. b[1], now) end
+  return true
+end
+
 -- Faults ----------------------------------------------------------------------
 
 function M.faults()
   local raw = state_dict:get("faults")
   local f = raw and cjson.decode(raw) or {}
-  for _, name in ipairs(M.FAULT_NAMES) do f[name] = f[name] or 0 end
+  for _, name in ipairs(M.FAULT_NAMES) do f[name] = f[name] or M.DEFAULTS[name] or 0 end
   return f
 end
 
@@ -161,9 +198,14 @@ end
 -- Every time an action's code ran (the request passed every gateway check),
 -- per action and per distinct parameter set; "ok" counts those that
 -- answered Success. Kept until reset, not cleared by a new fault config.
+-- params_text nil: the action's totals only (the gateway passes nil for
+-- reads while the request log is off, so that a listing of a million tasks
+-- cannot fill the dict with one key per page).
 
 function M.count_execution(action, params_text, ok)
-  for _, key in ipairs({ "exec\0" .. action, "exec\0" .. action .. "\0" .. params_text }) do
+  local keys = { "exec\0" .. action }
+  if params_text then keys[2] = "exec\0" .. action .. "\0" .. params_text end
+  for _, key in ipairs(keys) do
     state_dict:incr(key .. "\0calls", 1, 0)
     state_dict:incr(key .. "\0ok", ok and 1 or 0, 0)
   end
@@ -218,7 +260,7 @@ end
 -- Reset -----------------------------------------------------------------------
 
 function M.reset()
-  for _, dict in ipairs({ log_dict, nonce_dict, throttle_dict, state_dict, jobs_dict }) do
+  for _, dict in ipairs({ log_dict, nonce_dict, throttle_dict, state_dict, jobs_dict, counts_dict }) do
     dict:flush_all()
     dict:flush_expired()
   end
