@@ -189,7 +189,8 @@ describe("concurrent pager", function()
     end
   end)
 
-  it("fails up front, before any task, when one status is too deep", function()
+  it("fails up front, before any task, when one status is too deep and no device can be listed", function()
+    emu:faults{ deny_QueryDevice = 1 }
     local yielded = 0
     local ok, err = pcall(function()
       for _ in client:tasks{ JobId = "job-150000-QUEUED", concurrency = 4 } do yielded = yielded + 1 end

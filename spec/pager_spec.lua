@@ -111,7 +111,9 @@ describe("client:tasks and client:pages", function()
     end
   end)
 
-  it("fails up front, before any task, when one status is still too deep", function()
+  it("fails up front, before any task, when a status past the cap has no devices to ask for", function()
+    -- A RAM policy without QueryDevice: the product's devices cannot be enumerated.
+    emu:faults{ deny_QueryDevice = 1 }
     local yielded = 0
     local ok, err = pcall(function()
       for _ in client:tasks{ JobId = "job-150000-QUEUED" } do yielded = yielded + 1 end
@@ -120,10 +122,12 @@ describe("client:tasks and client:pages", function()
     assert.are.equal(0, yielded)
     helpers.assert_error(err, "SDK.DepthCapExceeded")
     assert.truthy(err.message:find("150000 tasks with TaskStatus=QUEUED", 1, true), err.message)
-    assert.truthy(err.message:find("DeviceNames", 1, true))
+    assert.truthy(err.message:find("Forbidden.RAM", 1, true), err.message)
+    assert.truthy(err.message:find("device_names", 1, true), err.message)
   end)
 
-  it("fails up front when a filtered listing is too deep", function()
+  it("fails up front when a filtered listing is too deep and its devices cannot be listed", function()
+    emu:faults{ deny_QueryDevice = 1 }
     local ok, err = pcall(collect, client:tasks{ JobId = "job-150000-QUEUED", TaskStatus = "QUEUED" })
     assert.is_false(ok)
     helpers.assert_error(err, "SDK.DepthCapExceeded")

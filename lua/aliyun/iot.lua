@@ -66,7 +66,7 @@ local OPTIONS = {
   proxy = "string",
   transport = "transport",
   signature_version = "string",
-  max_retries = "number", deadline = "number",
+  max_retries = "number", deadline = "number", paging_depth_cap = "number",
   rate_limit = "rate", correct_clock_skew = "boolean",
   -- Injection points (tests): clock() returns epoch seconds, nonce() a fresh
   -- SignatureNonce.
@@ -98,6 +98,11 @@ local function check_options(opts)
   end
   if opts.signature_version ~= nil and opts.signature_version ~= "v1" and opts.signature_version ~= "v3" then
     return invalid(format("option signature_version must be \"v3\" or \"v1\", got %q", opts.signature_version))
+  end
+  local cap = opts.paging_depth_cap
+  if cap ~= nil and (cap ~= math.floor(cap) or cap < params.MAX_PAGE_SIZE or cap > params.MAX_DEPTH) then
+    return invalid(format("option paging_depth_cap must be an integer from %d to %d, got %s",
+      params.MAX_PAGE_SIZE, params.MAX_DEPTH, tostring(cap)))
   end
   local retries = opts.max_retries
   if retries ~= nil and (retries < 0 or retries ~= math.floor(retries) or retries > 100) then
@@ -176,6 +181,7 @@ function iot.new(opts)
     max_retries = opts.max_retries,
     max_body_bytes = opts.max_body_bytes or defaults.max_body_bytes,
     max_inflight_bytes = opts.max_inflight_bytes or defaults.max_inflight_bytes,
+    paging_depth_cap = opts.paging_depth_cap or params.MAX_DEPTH,
     timeout = opts.timeout,
     deadline = opts.deadline,
     correct_clock_skew = opts.correct_clock_skew,
@@ -263,6 +269,7 @@ local function listing_of(self, p, method)
   local listing, err = pager.validate(p)
   -- Like io.lines: an iterator cannot return nil, err, so it raises.
   if not listing then error(err, 3) end
+  listing.depth_cap = state.paging_depth_cap
   -- Every transfer in flight may hold a body of up to max_body_bytes: the
   -- listing keeps no more in flight than max_inflight_bytes allows.
   local n = listing.concurrency or defaults.concurrency

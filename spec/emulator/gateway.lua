@@ -424,6 +424,12 @@ local function process(ctx)
     return gateway_error(400, "Throttling.User", "Request was denied due to user flow control.")
   end
 
+  -- A RAM policy that does not grant the action (fault deny_<Action>).
+  if quota.denied(ctx.faults, auth.action) then
+    return gateway_error(403, "Forbidden.RAM",
+      "User not authorized to operate on the specified resource, or this API doesn't support RAM.")
+  end
+
   -- Faults after authentication: the nonce is recorded by now.
   local early = faults_after.after_auth(ctx)
   if early then return early end

@@ -31,6 +31,13 @@ M.DEEP_FROM = 100000
 -- The fault options of this file, for store.FAULT_NAMES.
 M.OPTIONS = { "qps_per_action", "qps_QueryDevice_deep" }
 for _, a in ipairs(M.ACTIONS) do M.OPTIONS[#M.OPTIONS + 1] = "qps_" .. a end
+-- deny_<Action> 1: the caller's RAM policy does not grant that action (Forbidden.RAM).
+for _, a in ipairs(M.ACTIONS) do M.OPTIONS[#M.OPTIONS + 1] = "deny_" .. a end
+
+--- Is `action` refused by a deny_<Action> fault in config f?
+function M.denied(f, action)
+  return (f["deny_" .. action] or 0) > 0
+end
 
 -- Requests per second allowed for action under fault config f, or nil (no limit).
 function M.limit(f, action)

@@ -45,7 +45,7 @@ local function no_devices(w, why, cause)
   return errors.new(codes.DEPTH_CAP_EXCEEDED, format(
     "JobId %s has %s, but the service pages only the first %d (CurrentPage x PageSize <= %d), and %s; "
     .. "pass device_names = a list or an iterator of the job's DeviceNames", w.listing.JobId, w.deep_note or
-    "more tasks than that", w.max_pages * w.listing.PageSize, params.MAX_DEPTH, why),
+    "more tasks than that", w.max_pages * w.listing.PageSize, w.listing.depth_cap or params.MAX_DEPTH, why),
     { retryable = false, cause = cause })
 end
 
@@ -80,7 +80,10 @@ function devices.source(w)
     error(no_devices(w, "QueryOTAJob gave no ProductKey to enumerate its devices by"), 0)
   end
   local source = { product = product }
-  enumerate(w, { devices.query_entry(w, source) }, function(value) devices.take_devices(w, source, value) end)
+  enumerate(w, { devices.query_entry(w, source) }, function(value)
+    w.ledger.stats.calls.QueryDevice = w.ledger.stats.calls.QueryDevice + 1
+    devices.take_devices(w, source, value)
+  end)
   return source
 end
 
@@ -139,16 +142,16 @@ function devices.list_unseen(w, source, status, part)
   local token = w:next_token()
   local in_flight = false
   -- The next chunk of names still unseen (a name queued before paging saw
-  -- its task is dropped here), or nil while fewer than 50 wait.
+  -- its task is dropped here), or nil while fewer than 50 wait and more are
+  -- coming: chunks go out full, so the calls are (unseen devices) / 50.
   local seen = ledger.devices
   local function next_chunk()
     local queue, head, tail = source.queue, source.head or 1, source.tail or 0
-    while head <= tail and seen[queue[head]] do
-      queue[head] = nil
-      head = head + 1
+    local unseen = 0
+    for i = head, tail do
+      if not seen[queue[i]] then unseen = unseen + 1 end
     end
-    source.head = head
-    if tail - head + 1 < CHUNK and not (source.done and head <= tail) then return nil end
+    if unseen == 0 or (unseen < CHUNK and not source.done) then return nil end
     local chunk = {}
     while head <= tail and #chunk < CHUNK do
       local name = queue[head]
@@ -157,7 +160,6 @@ function devices.list_unseen(w, source, status, part)
       if not seen[name] then chunk[#chunk + 1] = name end
     end
     source.head = head
-    if #chunk == 0 then return nil end
     return { JobId = listing.JobId, IotInstanceId = listing.IotInstanceId, TaskStatus = status, DeviceNames = chunk }
   end
   local function next_entry()
@@ -165,7 +167,7 @@ function devices.list_unseen(w, source, status, part)
     local chunk = next_chunk()
     if chunk then return chunk end
     if source.done then return false end
-    if in_flight then return nil end
+    if not source.product or in_flight then return nil end
     in_flight = true
     return devices.query_entry(w, source)
   end

@@ -329,7 +329,7 @@ local function new_walk(listing, fetch_all, check, emit, ledger, clock)
   return setmetatable({
     listing = listing, fetch_all = fetch_all, check = check, emit = emit, ledger = ledger,
     stats = ledger.stats, clock = clock,
-    max_pages = floor(params.MAX_DEPTH / listing.PageSize),
+    max_pages = floor((listing.depth_cap or params.MAX_DEPTH) / listing.PageSize),
   }, Walk)
 end
 
