@@ -267,6 +267,25 @@ describe("aliyun-ota", function()
       assert.are.same(DEFAULT_FIELDS, keys)
     end)
 
+    it("lists a job past the paging cap by device, every task once, as jsonl #slow #big", function()
+      local job = "job-250000-mix-SUCCEEDED:160000,IN_PROGRESS:40000,FAILED:30000,QUEUED:20000"
+      emu:faults{ log = 0 }
+      local out, err, code = run{ "--rate-limit", "off", "tasks", job, "--output", "jsonl",
+                                  "--fields", "TaskId,TaskStatus" }
+      assert.are.equal(0, code)
+      assert.are.equal("", err)
+      local seen, n, by_status = {}, 0, {}
+      for line in out:gmatch("[^\n]+") do
+        local t = cjson.decode(line)
+        assert.is_nil(seen[t.TaskId], "twice: " .. tostring(t.TaskId))
+        seen[t.TaskId] = true
+        n = n + 1
+        by_status[t.TaskStatus] = (by_status[t.TaskStatus] or 0) + 1
+      end
+      assert.are.equal(250000, n)
+      assert.are.same({ SUCCEEDED = 160000, IN_PROGRESS = 40000, FAILED = 30000, QUEUED = 20000 }, by_status)
+    end)
+
     it("writes an empty job as an empty array", function()
       local out, err, code = run{ "tasks", "job-0", "--output", "json" }
       assert.are.equal(0, code)

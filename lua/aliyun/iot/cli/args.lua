@@ -47,6 +47,24 @@ local function positive_number(what)
   end
 end
 
+-- --rate-limit: requests per second for every action, or "off".
+local function rate_limit(s)
+  if s == "off" then return false end
+  local n = tonumber(s)
+  if not n or n <= 0 or n ~= n or n == math.huge then
+    return nil, format("--rate-limit must be requests per second (> 0) or off, got '%s'", s)
+  end
+  return n
+end
+
+local function retries(s)
+  local n = tonumber(s)
+  if not n or n < 0 or n > 100 or n ~= math.floor(n) then
+    return nil, format("--retries must be an integer from 0 to 100, got '%s'", s)
+  end
+  return n
+end
+
 local function status(s)
   local u = s:upper()
   if IS_STATUS[u] then return u end
@@ -93,6 +111,11 @@ function args.parser()
   parser:option("--instance", "IoT instance id (enterprise instances).")
   parser:option("--timeout", "Request timeout in seconds.")
     :convert(positive_number("--timeout"))
+  parser:option("--rate-limit", "Requests per second for every action, or off "
+    .. "(default: each action's documented quota, e.g. ListOTATaskByJob 10).")
+    :convert(rate_limit)
+  parser:option("--retries", "Retries of a failed read (default 3).")
+    :convert(retries)
 
   local tasks = with_help(parser:command("tasks",
     "Stream every task of a job as a table, JSON, JSON lines or CSV."))

@@ -73,8 +73,10 @@ local function run(argv, env, ctx)
 
   local opts = {
     region = a.region, endpoint = a.endpoint, iot_instance_id = a.instance,
-    timeout = a.timeout,
+    timeout = a.timeout, max_retries = a.retries,
   }
+  -- argparse stores --rate-limit as rate_limit; false (off) must reach iot.new.
+  if a.rate_limit ~= nil then opts.rate_limit = a.rate_limit end
   if a.profile then opts.profile = a.profile end   -- only when asked for
   local client, err = (env.new_client or iot.new)(opts)
   if not client then error(err, 0) end

@@ -23,7 +23,8 @@ function listing.each_page(client, job, ctx, statuses, devices, on_page)
                              stderr = ctx.stderr, stdout = ctx.stdout }
   local ok, err = pcall(function()
     local current
-    for page in client:pages{ JobId = job, TaskStatus = statuses, DeviceNames = devices } do
+    for page in client:pages{ JobId = job, TaskStatus = statuses, DeviceNames = devices,
+                              on_progress = line.progress } do
       local part = page.part
       if part.index ~= current then
         current = part.index

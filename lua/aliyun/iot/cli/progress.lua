@@ -1,6 +1,8 @@
 --- aliyun-ota: the progress line of a listing on stderr: the part of the
 -- listing, pages, tasks so far of Total, rate, ETA
--- ("[FAILED 1/2] · page 12 · 1200/3000 tasks · 1000/s · ETA 2s").
+-- ("[FAILED 1/2] · page 12 · 1200/3000 tasks · 1000/s · ETA 2s"); past the
+-- service's paging cap, the device phase
+-- ("by device · 120000/165000 devices · 3100/4600 calls · 161250 tasks · ETA 9s").
 -- Drawn only when enabled (stderr is a terminal), in place with "\r" and
 -- erase-line, and erased (clear()) before anything else is written to the
 -- terminal.
@@ -41,6 +43,23 @@ function progress.new(opts)
     p.label, p.known_total = label, known_total
   end
 
+  --- The library's on_progress report (the phase of the listing).
+  function p.progress(info) p.info = info end
+
+  -- The line in the device phase, from the library's report.
+  local function device_phase(info)
+    local parts = { "by device" }
+    if info.product_devices then
+      parts[#parts + 1] = format("%d/%d devices", info.devices_enumerated, info.product_devices)
+    end
+    local calls = info.calls.pages + info.calls.chunks + info.calls.QueryDevice
+    parts[#parts + 1] = info.expected_calls and format("%d/%d calls", calls, info.calls.pages + info.expected_calls)
+                        or format("%d calls", calls)
+    parts[#parts + 1] = format("%d tasks", p.done)
+    if info.eta then parts[#parts + 1] = "ETA " .. duration(info.eta) end
+    return parts
+  end
+
   --- Account for one page; `more` says whether another page will follow.
   function p.page(page, more)
     p.pages = p.pages + 1
@@ -56,6 +75,12 @@ function progress.new(opts)
       p.total = false
     end
     if not enabled or not more then return end
+    if p.info and p.info.phase == "devices" then
+      stdout:flush()
+      stderr:write("\r\27[K", concat(device_phase(p.info), sep))
+      p.shown = true
+      return
+    end
     local parts = { format("page %d", p.pages) }
     if p.label then insert(parts, 1, p.label) end
     parts[#parts + 1] = p.total and format("%d/%d tasks", p.done, max(p.total, p.done))
