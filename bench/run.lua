@@ -541,6 +541,25 @@ local function bench_callgrind()
 end
 
 ---------------------------------------------------------------------------------------------
+-- 7. against the cheap server (bench/cheap.lua): client against client, without the
+-- emulator's cost in the way
+
+local function bench_cheap()
+  progress("7/7 against the cheap server: ours and the Node SDK side by side, per-page CPU")
+  local file = os.tmpname()
+  local text = run(format("BENCH_CHEAP_OUT=%s %s %s bench/cheap.lua", file, ENV, LUA))
+  local v = {}
+  for k, x in text:gmatch("cheap side=(%S+) value=(%S+)") do v[k] = tonumber(x) end
+  local md = read_file(file) or ""
+  os.remove(file)
+  for line in (md .. "\n"):gmatch("(.-)\n") do w("%s", line) end
+  goal("(info) against the cheap server: whole-process CPU, Node SDK / our client (V3)",
+    format("%.2fx (wall %.2fx)", v.node_over_ours_cpu or 0, v.node_over_ours_wall or 0), "-", nil)
+  goal("(info) the cheap server's CPU / our client's whole-process CPU",
+    format("%.0f%%", (v.server_share_ours or 0) * 100), "well below 100%", nil)
+end
+
+---------------------------------------------------------------------------------------------
 
 local sections = {}
 local function section(fn)
@@ -567,6 +586,7 @@ section(bench_throughput)
 section(bench_memory)
 section(bench_latency)
 section(bench_callgrind)
+section(bench_cheap)
 
 local doc = {}
 local function d(...) doc[#doc + 1] = format(...) end
