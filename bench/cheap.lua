@@ -231,6 +231,41 @@ local ok, err = pcall(function()
     end
   end
   w("")
+
+  -- 3. the same per page in instructions (callgrind): deterministic, unlike CPU time on a
+  -- shared machine
+  if QUICK then return end
+  progress("per page in instructions: callgrind, job-5000 minus job-100, 3 modes, gzip on and off")
+  local cg_pages = 2 * 49 -- page_cpu.lua lists twice: (50 pages - 1 page) x 2
+  local ir = {}
+  for _, mode in ipairs({ "call", "tasks1", "tasks" }) do
+    for _, gz in ipairs({ "1", "0" }) do
+      local per = {}
+      for _, job in ipairs({ "job-5000", "job-100" }) do
+        local file = format("%s/callgrind.cheap.%s.gzip%s.%s.out", BIN, mode, gz, job)
+        local out = sh(concat({ ENV, gz == "0" and "BENCH_GZIP=0" or "", "valgrind --tool=callgrind --callgrind-out-file=" .. file,
+          BIN .. "/lua_host", "bench/page_cpu.lua", URL, job, mode }, " "))
+        per[job] = tonumber((assert(out:match("I%s+refs:%s+([%d,]+)"), out):gsub(",", "")))
+      end
+      ir[mode .. "/" .. gz] = (per["job-5000"] - per["job-100"]) / cg_pages
+      progress("  %s gzip=%s: %.0f instructions per page", mode, gz, ir[mode .. "/" .. gz])
+    end
+  end
+  w("Instructions per page (`valgrind --tool=callgrind` under `%s/lua_host`: the run over `job-5000` minus the run over "
+    .. "`job-100`, divided by 2 x 49 pages; start-up, warm-up and the first connection cancel out):", BIN)
+  w("")
+  w("| mode | gzip on | gzip off | gzip's cost |")
+  w("|---|---:|---:|---:|")
+  for _, mode in ipairs({ "call", "tasks1", "tasks" }) do
+    local on, off = ir[mode .. "/1"], ir[mode .. "/0"]
+    w("| %s | %.0f | %.0f | %.0f (%.1f%%) |", mode, on, off, on - off, (on - off) / on * 100)
+  end
+  w("")
+  local function over(a, b) return format("%+.0f (%+.1f%%)", ir[a] - ir[b], (ir[a] / ir[b] - 1) * 100) end
+  w("- `client:tasks` over single calls, instructions per page: %s with gzip, %s without; one request at a time "
+    .. "(`tasks1`): %s with gzip, %s without.", over("tasks/1", "call/1"), over("tasks/0", "call/0"),
+    over("tasks1/1", "call/1"), over("tasks1/0", "call/0"))
+  w("")
 end)
 
 os.execute("kill " .. PID)
