@@ -3,7 +3,9 @@
 -- "plain" keeps the client's defaults (rate limiter and retries on), as a user would;
 -- otherwise the limiter is off and max_retries = 0 (the throughput benchmark).
 -- concurrency "-" means none given. Access key from BENCH_ACCESS_KEY_ID / _SECRET.
+-- BENCH_GZIP=0: the transports ask for no gzip (bench/gzip_switch.lua).
 -- Prints "tasks=N seconds=S cpu_seconds=C" or "unavailable=<why>".
+dofile("bench/gzip_switch.lua")
 local core = require("aliyun.iot.core")
 local iot = require("aliyun.iot")
 

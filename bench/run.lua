@@ -331,6 +331,18 @@ local function bench_memory()
     set_n.tasks, set_n.lua_kb, set_n.bytes_per_task, set_n.rss_growth_kb, set_1m.lua_kb, set_1m.bytes_per_task,
     set_n.lua_kb / median(r.final_lua) * 100)
   w("")
+  -- The same set as a core.new_taskset (src/taskset.c), memory outside the Lua heap.
+  local ts_n = fields(lua("bench/dedup_set.lua", MEMORY_JOB, tostring(n), "taskset"))
+  local ts_1m = fields(lua("bench/dedup_set.lua", "job-1000000", "1000000", "taskset"))
+  w("The same ledger as a `core.new_taskset()` (`src/taskset.c`: keyed 118-bit fingerprints and marks outside the Lua heap; "
+    .. "`bench/dedup_set.lua ... taskset`): %d TaskIds in %d bytes (%.1f bytes per task, Lua heap %+.0f kB, RSS +%d kB); "
+    .. "1,000,000 in %d bytes (%.1f bytes per task, goal <= 24; RSS +%d kB). Taking them 100 a page: `set:take` %.1f µs per page, "
+    .. "Walk:take's Lua loop over a table %.1f µs per page (at 1,000,000).",
+    ts_n.tasks, ts_n.set_bytes, ts_n.bytes_per_task, ts_n.lua_kb, ts_n.rss_growth_kb, ts_1m.set_bytes, ts_1m.bytes_per_task,
+    ts_1m.rss_growth_kb, ts_1m.take_us_per_page, set_1m.take_us_per_page)
+  w("")
+  goal("TaskSet: bytes per task at 1,000,000 TaskIds (`set:bytes() / set:count()`)", format("%.1f", ts_1m.bytes_per_task),
+    "<= 24", ts_1m.bytes_per_task <= 24)
   goal(format("Memory: peak RSS / RSS after the first page, streaming %s (1,000,000 is not listable)", MEMORY_JOB),
     format("%.2fx (%.0f / %.0f kB)", ratio, median(r.peak), median(r.first)), "<= 1.5x", ratio <= 1.5)
 end
@@ -541,6 +553,25 @@ local function bench_callgrind()
 end
 
 ---------------------------------------------------------------------------------------------
+-- 7. against the cheap server (bench/cheap.lua): client against client, without the
+-- emulator's cost in the way
+
+local function bench_cheap()
+  progress("7/7 against the cheap server: ours and the Node SDK side by side, per-page CPU")
+  local file = BIN .. "/cheap.md"
+  local text = run(format("BENCH_CHEAP_OUT=%s %s %s bench/cheap.lua", file, ENV, LUA))
+  local v = {}
+  for k, x in text:gmatch("cheap side=(%S+) value=(%S+)") do v[k] = tonumber(x) end
+  local md = read_file(file) or ""
+  os.remove(file)
+  for line in (md .. "\n"):gmatch("(.-)\n") do w("%s", line) end
+  goal("(info) against the cheap server: whole-process CPU, Node SDK / our client (V3)",
+    format("%.2fx (wall %.2fx)", v.node_over_ours_cpu or 0, v.node_over_ours_wall or 0), "-", nil)
+  goal("(info) the cheap server's CPU / our client's whole-process CPU",
+    format("%.0f%%", (v.server_share_ours or 0) * 100), "well below 100%", nil)
+end
+
+---------------------------------------------------------------------------------------------
 
 local sections = {}
 local function section(fn)
@@ -567,6 +598,7 @@ section(bench_throughput)
 section(bench_memory)
 section(bench_latency)
 section(bench_callgrind)
+section(bench_cheap)
 
 local doc = {}
 local function d(...) doc[#doc + 1] = format(...) end

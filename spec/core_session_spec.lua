@@ -55,6 +55,7 @@ http {
       return 200 "$request_method|$http_x_custom|$http_x_empty|$http_user_agent|$content_length|$http_expect";
     }
     location = /error { return 404 '{"Code":"InvalidAccessKeyId.NotFound"}'; }
+    location = /accept-encoding { return 200 "[$http_accept_encoding]"; }
     location /gz/ {
       alias ${dir}/files/;
       gzip on; gzip_min_length 1; gzip_types text/plain;
@@ -113,6 +114,8 @@ describe("core.new_session", function()
     assert.has_error(function() core.new_session { max_body_bytes = 0 } end)
     assert.has_error(function() core.new_session { cafile = 1 } end)
     assert.has_error(function() core.new_session { user_agent_suffix = "a\r\nX-Evil: 1" } end)
+    assert.has_error(function() core.new_session { gzip = "no" } end)
+    assert.has_error(function() core.new_multi { gzip = 0 } end)
     local s = core.new_session { timeout = 1.5, connect_timeout = 1, verify = false,
       cafile = "/nonexistent.pem", max_body_bytes = 1024, user_agent_suffix = "app/1" }
     s:close()
@@ -272,6 +275,38 @@ describe("session:request against nginx", function()
     assert.equal(200, status)
     assert.equal("gzip", headers["content-encoding"])
     assert.equal(#BIG, #body)
+    assert.equal(BIG, body)
+  end)
+
+  it("asks for gzip unless gzip = false, in a Session and a Multi", function()
+    local function accept(client)
+      if client.add then
+        client:add(1, "GET", server.base .. "/accept-encoding")
+        local done = {}
+        while #done == 0 do done = client:wait(2) end
+        assert.equal(200, done[1].status)
+        return done[1].body
+      end
+      local status, body = client:request("GET", server.base .. "/accept-encoding")
+      assert.equal(200, status)
+      return body
+    end
+    for _, new in ipairs({ core.new_session, core.new_multi }) do
+      local on, default, off = new { gzip = true }, new(), new { gzip = false }
+      assert.truthy(accept(on):find("gzip", 1, true), accept(on))
+      assert.truthy(accept(default):find("gzip", 1, true)) -- the default, as before
+      assert.equal("[]", accept(off)) -- no Accept-Encoding header at all
+      on:close()
+      default:close()
+      off:close()
+    end
+    -- Without it the server sends the identity body, and it arrives as sent.
+    local s = core.new_session { gzip = false }
+    local status, body, headers = s:request("GET", server.base .. "/gz/big.txt")
+    s:close()
+    assert.equal(200, status)
+    assert.is_nil(headers["content-encoding"])
+    assert.equal(tostring(#BIG), headers["content-length"])
     assert.equal(BIG, body)
   end)
 

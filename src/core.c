@@ -16,6 +16,7 @@
 #include "multi.h"
 #include "session.h"
 #include "sign.h"
+#include "taskset.h"
 #include "version.h"
 
 /* ---- process-wide library initialisation ---------------------------------------------- */
@@ -65,6 +66,7 @@ int luaopen_aliyun_iot_core(lua_State *L) {
     multi_open(L);
     decode_open(L);
     clock_open(L);
+    taskset_open(L);
 
     lua_pushliteral(L, AIOT_VERSION);
     lua_setfield(L, -2, "version");

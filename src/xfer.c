@@ -170,6 +170,7 @@ void xfer_check_opts(lua_State *L, struct xfer_opts *o) {
     o->timeout_ms = 10000;
     o->connect_ms = 5000;
     o->verify = 1;
+    o->gzip = 1;
     o->max_body = (size_t)XFER_DEFAULT_MAX_BODY;
     o->timeout_ms = opt_seconds(L, "timeout", o->timeout_ms);
     o->connect_ms = opt_seconds(L, "connect_timeout", o->connect_ms);
@@ -178,6 +179,12 @@ void xfer_check_opts(lua_State *L, struct xfer_opts *o) {
         o->verify = lua_toboolean(L, -1);
     else if (t != LUA_TNIL)
         luaL_argerror(L, 1, "option 'verify' must be a boolean");
+    lua_pop(L, 1);
+    t = aiot_getfield(L, 1, "gzip");
+    if (t == LUA_TBOOLEAN)
+        o->gzip = lua_toboolean(L, -1);
+    else if (t != LUA_TNIL)
+        luaL_argerror(L, 1, "option 'gzip' must be a boolean");
     lua_pop(L, 1);
     t = aiot_getfield(L, 1, "max_body_bytes");
     if (t != LUA_TNIL) {
@@ -220,7 +227,9 @@ CURLcode xfer_configure(CURL *c, struct xfer *x, const struct xfer_opts *o) {
     SETOPT(CURLOPT_WRITEDATA, (void *)x);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
     SETOPT(CURLOPT_HEADERDATA, (void *)x);
-    SETOPT(CURLOPT_ACCEPT_ENCODING, "");   /* every encoding this libcurl can decode */
+    /* gzip: "Accept-Encoding" with every encoding this libcurl can decode, decoded on the way
+     * in; off: no Accept-Encoding (so an identity body), and no decoding (CPU both ends). */
+    SETOPT(CURLOPT_ACCEPT_ENCODING, o->gzip ? "" : (char *)NULL);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
     SETOPT(CURLOPT_TIMEOUT_MS, o->timeout_ms);
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, o->connect_ms);

@@ -36,6 +36,7 @@ struct xfer {
 struct xfer_opts {
     long timeout_ms, connect_ms;
     int verify;
+    int gzip;                     /* ask for compressed answers and decode them (default on) */
     size_t max_body;
     const char *cafile, *proxy, *noproxy, *user_agent;
 };
