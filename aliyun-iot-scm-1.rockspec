@@ -25,15 +25,18 @@ external_dependencies = {
    -- Debian puts curl/curl.h under a multiarch include dir; look for the library.
    CURL = { library = "curl" },
    OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+   -- The rate limiter's Redis store outside nginx (Debian: libhiredis-dev).
+   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
    type = "builtin",
    modules = {
       ["aliyun.iot.core"] = {
-         sources = { "src/clock.c", "src/core.c", "src/sign.c", "src/session.c", "src/multi.c", "src/xfer.c", "src/decode.c", "src/errors.c" },
-         libraries = { "curl", "crypto" },
-         incdirs = { "src", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+         sources = { "src/clock.c", "src/core.c", "src/sign.c", "src/session.c", "src/multi.c", "src/xfer.c", "src/decode.c", "src/errors.c",
+                     "src/redis.c" },
+         libraries = { "curl", "crypto", "hiredis" },
+         incdirs = { "src", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)", "$(HIREDIS_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
       },
       ["aliyun.iot"] = "lua/aliyun/iot.lua",
       ["aliyun.iot.errors"] = "lua/aliyun/iot/errors.lua",

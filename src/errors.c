@@ -22,6 +22,8 @@ static const struct {
     {"HTTP_ERROR", AIOT_E_HTTP_ERROR},
     {"TRANSPORT_ERROR", AIOT_E_TRANSPORT_ERROR},
     {"DEPTH_CAP_EXCEEDED", AIOT_E_DEPTH_CAP_EXCEEDED},
+    {"REDIS_ERROR", AIOT_E_REDIS_ERROR},
+    {"RATE_LIMIT_STORE_UNAVAILABLE", AIOT_E_RATE_LIMIT_STORE_UNAVAILABLE},
 };
 
 int errors_is_retryable(const char *code, long http_status) {
