@@ -515,7 +515,8 @@ local function log_entry(ctx, http_status, code, fault)
     key = ctx.params and ctx.params.AccessKeyId
   end
   return codec.object(
-    { "action", "access_key_id", "method", "signature_version", "params", "headers", "http_status", "code", "fault" },
+    { "action", "access_key_id", "method", "signature_version", "params", "headers", "http_status", "code", "fault",
+      "at" },
     {
       action = action or codec.null,
       access_key_id = key or codec.null,
@@ -526,6 +527,7 @@ local function log_entry(ctx, http_status, code, fault)
       http_status = http_status,
       code = code,
       fault = fault,
+      at = ctx.at,
     })
 end
 
@@ -557,6 +559,8 @@ function M.handle()
   end
 
   local faults = ctx.faults
+  ngx.update_time()
+  ctx.at = ngx.now()   -- arrival, for tests that look at request rates
   local count = store.next_request_number()
   ctx.count = count
   if faults.latency_ms > 0 then ngx.sleep(faults.latency_ms / 1000) end
