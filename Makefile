@@ -26,7 +26,7 @@ TEST_PACKAGES := lua-busted lua-check luarocks lua-socket tmux \
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps test-deps build test demo lint clean test-asan test-valgrind fuzz bench \
-	matrix resty embed
+	matrix resty embed redis
 
 all: build
 
@@ -62,6 +62,10 @@ resty: test-deps
 
 embed: test-deps
 	@scripts/embed-suite
+
+# Three Lua processes and a two-worker nginx sharing one budget through Redis.
+redis: test-deps build
+	@BUILD_DIR=$(BUILD_DIR) scripts/redis-suite
 
 # Benchmarks, not part of make test: writes bench/RESULTS.md.
 bench: test-deps build

@@ -181,7 +181,7 @@ describe("with a real Redis", function()
       for _ = 1, 3 do assert(c:ListOTATaskByJob{ JobId = "job-1" }) end
       local info = c:rate_limit_info()
       assert.are.equal("shared", info.using)
-      assert.truthy(info.taken.shared >= 3)
+      assert.truthy(info.asked.shared >= 3)
       assert.are.equal(redis.mask(server:url(1)), info.store)
       assert.truthy(server:cli("-n 1 KEYS '*'"):find(helpers.ak.access_key_id, 1, true))
       assert_no_password(tostring(c))

@@ -309,8 +309,9 @@ end
 
 --- What the rate limiter does for this client's AccessKeyId: nil without a
 -- limiter; with a Redis store { store (the URL, password masked), using =
--- "shared" | "local", share, peers, taken = { shared, local }, failures,
--- recoveries, last_error }, counted for this process; else {}.
+-- "shared" | "local", share, peers, asked = { shared, local } (how often
+-- each store was asked), failures, recoveries, last_error }, counted for
+-- this process; else {}.
 function Client:rate_limit_info()
   local state = state_of(self, "rate_limit_info")
   if not state.limiter then return nil end

@@ -92,7 +92,7 @@ function Fallback:info(key)
   return {
     store = self.name, using = state.down and "local" or "shared", share = self:share_of(key),
     peers = self.primary.peers and self.primary:peers(key) or nil, required = self.required,
-    taken = { shared = state.counts.shared, ["local"] = state.counts["local"] },
+    asked = { shared = state.counts.shared, ["local"] = state.counts["local"] },
     failures = state.failures, recoveries = state.recoveries,
     last_error = state.cause and tostring(state.cause) or nil,
   }
