@@ -96,7 +96,7 @@ function limiter.for_client(opts, runtime)
   config.timeout = opts.rate_limit_store_timeout or defaults.rate_limit_store_timeout
   local state = redis.state_for(url)
   local primary = redis.new(runtime.redis_client(config),
-    { name = config.name, state = state, peer = backup:peer_id(runtime.new_id) })
+    { name = config.name, state = state, peer = backup:peer_id(runtime.new_id), clock = runtime.monotonic })
   local store = fallback.new{
     primary = primary, backup = backup, share = opts.rate_limit_share,
     required = opts.rate_limit_store_required, log = opts.logger or runtime.logger(),

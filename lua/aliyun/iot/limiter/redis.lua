@@ -22,7 +22,7 @@
 -- aliyun.iot.limiter.fallback's business: here take() returns nil, err.
 local errors = require("aliyun.iot.errors")
 
-local setmetatable, tonumber, tostring, type = setmetatable, tonumber, tostring, type
+local os, setmetatable, tonumber, tostring, type = os, setmetatable, tonumber, tostring, type
 local format, match, gsub, char = string.format, string.match, string.gsub, string.char
 local floor = math.floor
 
@@ -31,7 +31,7 @@ local redis = {}
 redis.DEFAULT_PORT = 6379
 redis.PREFIX = "aliyun-iot"
 -- Peers seen in this many seconds count towards the fallback's default share.
-redis.PEER_WINDOW = 120
+redis.PEER_WINDOW = 60
 
 -- KEYS[1] the TAT, KEYS[2] the peers; ARGV: interval and tolerance (whole
 -- microseconds), this peer's id, PEER_WINDOW in milliseconds.
@@ -112,20 +112,43 @@ function redis.state_for(url)
   return state
 end
 
+--- The class of a redis client that a transport makes: `new(config)` (config
+-- from parse_url, plus timeout), the interface's two methods over the
+-- class's `run(self, command, ...)` (command "script_load" or "evalsha"),
+-- and a tostring that names the store by its masked URL.
+function redis.client_class(name)
+  local class = { __name = name }
+  class.__index = class
+  function class.new(config) return setmetatable({ config = config }, class) end
+  function class:script_load(script) return self:run("script_load", script) end
+  function class:evalsha(sha, numkeys, ...) return self:run("evalsha", sha, numkeys, ...) end
+  function class:__tostring() return name .. " (" .. self.config.name .. ")" end
+  return class
+end
+
 -- ---- The store -----------------------------------------------------------
 
 local RedisStore = {}
 RedisStore.__index = RedisStore
 
---- redis.new(client, { name = masked URL, state = redis.state_for(url), peer = id })
+--- redis.new(client, { name = masked URL, state = redis.state_for(url), peer = id, clock })
 -- peer: this store's id among the peers (one per process, or per nginx where
 -- the fallback is a shared dict): the fallback's default share is 1/peers.
+-- clock: monotonic seconds (default os.time), to remember peer counts.
 function redis.new(client, opts)
   opts = opts or {}
   return setmetatable({
     client = client, name = opts.name or "redis", state = opts.state or { peers = {} },
-    peer = opts.peer or "anonymous",
+    peer = opts.peer or "anonymous", clock = opts.clock or os.time,
   }, RedisStore)
+end
+
+-- Keep the most peers seen in the last PEER_WINDOW seconds: a Redis that just
+-- restarted has forgotten them, and the first machine back would see itself alone.
+local function saw_peers(self, key, n)
+  local peers, now = self.state.peers, self.clock()
+  local last = peers[key]
+  if not last or n >= last.n or now - last.at > redis.PEER_WINDOW then peers[key] = { n = n, at = now } end
 end
 
 local function micros(seconds) return format("%d", floor(seconds * 1e6 + 0.5)) end
@@ -161,12 +184,16 @@ function RedisStore:take(key, _now, interval, tolerance)
     return nil, errors.new(errors.codes.BAD_RESPONSE,
       format("Redis at %s: unexpected answer to the limiter's script", self.name), { retryable = false })
   end
-  state.peers[key] = peers
+  saw_peers(self, key, peers)
   return wait / 1e6
 end
 
---- How many peers Redis last said share `key` (nil before it answered).
-function RedisStore:peers(key) return self.state.peers[key] end
+--- The most peers Redis said share `key` in the last PEER_WINDOW seconds
+-- (nil before it answered).
+function RedisStore:peers(key)
+  local last = self.state.peers[key]
+  return last and last.n
+end
 
 function RedisStore:close()
   if type(self.client.close) == "function" then self.client:close() end

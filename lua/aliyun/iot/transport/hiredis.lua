@@ -10,19 +10,11 @@
 local core = require("aliyun.iot.core")
 local errors = require("aliyun.iot.errors")
 
-local setmetatable = setmetatable
-
-local hiredis = {}
-
-local Client = {}
-Client.__index = Client
-Client.__name = "aliyun.iot.HiredisClient"
+local Client = require("aliyun.iot.limiter.redis").client_class("aliyun.iot.HiredisClient")
 
 --- hiredis.new(config): config from limiter.redis.parse_url, plus timeout
 -- (seconds, for connecting and for each command).
-function hiredis.new(config)
-  return setmetatable({ config = config }, Client)
-end
+local hiredis = { new = Client.new }
 
 -- The password is never in a message the core makes; this makes sure.
 local function redacted(self, err)
@@ -42,7 +34,7 @@ local function connect(config)
   return conn
 end
 
-local function run(self, method, ...)
+function Client:run(method, ...)
   local conn = self.conn
   if not conn then
     local cerr
@@ -59,20 +51,12 @@ local function run(self, method, ...)
   return reply
 end
 
-function Client:script_load(script) return run(self, "script_load", script) end
-
-function Client:evalsha(sha, numkeys, ...) return run(self, "evalsha", sha, numkeys, ...) end
-
 --- Close the connection (the next call makes a new one). Idempotent.
 function Client:close()
   if self.conn then
     self.conn:close()
     self.conn = nil
   end
-end
-
-function Client:__tostring()
-  return "aliyun.iot.HiredisClient (" .. self.config.name .. (self.conn and ", connected)" or ")")
 end
 
 return hiredis

@@ -13,11 +13,10 @@ local errors = require("aliyun.iot.errors")
 local resty = require("aliyun.iot.transport.resty")
 
 local codes = errors.codes
-local pcall, rawget, select, setmetatable, tostring, type = pcall, rawget, select, setmetatable, tostring, type
+local pcall, rawget, tostring, type = pcall, rawget, tostring, type
 local floor = math.floor
 local find, format, match = string.find, string.format, string.match
 
-local resty_redis = {}
 
 local driver
 local function load_driver()
@@ -34,15 +33,11 @@ local function load_driver()
   return driver or nil
 end
 
-local Client = {}
-Client.__index = Client
-Client.__name = "aliyun.iot.RestyRedisClient"
+local Client = require("aliyun.iot.limiter.redis").client_class("aliyun.iot.RestyRedisClient")
 
 --- resty_redis.new(config): config from limiter.redis.parse_url, plus
 -- timeout (seconds), and optionally keepalive_timeout (s) and pool_size.
-function resty_redis.new(config)
-  return setmetatable({ config = config }, Client)
-end
+local resty_redis = { new = Client.new }
 
 local function fail(self, code, what, fields)
   local config = self.config
@@ -76,7 +71,6 @@ function Client:run(command, ...)
       blocking = require("aliyun.iot.transport.hiredis").new(self.config)
       self.blocking = blocking
     end
-    if command == "script" then return blocking:script_load(select(2, ...)) end
     return blocking[command](blocking, ...)
   end
   local lib = load_driver()
@@ -100,7 +94,7 @@ function Client:run(command, ...)
     end
   end
   local reply
-  reply, err = red[command](red, ...)
+  if command == "script_load" then reply, err = red:script("load", ...) else reply, err = red[command](red, ...) end
   if reply == nil then
     red:close()
     return network_error(self, err)
@@ -111,15 +105,9 @@ function Client:run(command, ...)
   return reply
 end
 
-function Client:script_load(script) return self:run("script", "load", script) end
-
-function Client:evalsha(sha, numkeys, ...) return self:run("evalsha", sha, numkeys, ...) end
-
 --- Pooled connections belong to nginx; this closes the blocking fallback's, if any.
 function Client:close()
   if self.blocking then self.blocking:close() end
 end
-
-function Client:__tostring() return "aliyun.iot.RestyRedisClient (" .. self.config.name .. ")" end
 
 return resty_redis
