@@ -11,18 +11,22 @@ BUILD_TYPE  ?= RelWithDebInfo
 
 DEB_PACKAGES := gcc make cmake pkg-config curl ca-certificates \
 	lua5.4 liblua5.4-dev lua-cjson lua-argparse \
-	libcurl4-openssl-dev libssl-dev \
+	libcurl4-openssl-dev libssl-dev libhiredis-dev \
 	nginx libnginx-mod-http-lua
 TEST_PACKAGES := lua-busted lua-check luarocks lua-socket tmux \
 	clang libclang-rt-14-dev llvm valgrind \
 	lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
-	luajit2 libluajit2-5.1-dev
+	luajit2 libluajit2-5.1-dev \
+	redis-server lua-nginx-redis
 # luajit2/libluajit2-5.1-dev is OpenResty's LuaJIT, the one nginx's Lua module links;
 # Debian's luajit/libluajit-5.1-dev conflict with it.
+# lua-nginx-redis is lua-resty-redis (as nginx.redis) for the Redis store's OpenResty client;
+# it depends on the nginx-extras metapackage, which adds modules beside nginx and
+# libnginx-mod-http-lua and replaces neither.
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps test-deps build test demo lint clean test-asan test-valgrind fuzz bench \
-	matrix resty embed
+	matrix resty embed redis
 
 all: build
 
@@ -58,6 +62,10 @@ resty: test-deps
 
 embed: test-deps
 	@scripts/embed-suite
+
+# Three Lua processes and a two-worker nginx sharing one budget through Redis.
+redis: test-deps build
+	@BUILD_DIR=$(BUILD_DIR) scripts/redis-suite
 
 # Benchmarks, not part of make test: writes bench/RESULTS.md.
 bench: test-deps build

@@ -25,15 +25,18 @@ external_dependencies = {
    -- Debian puts curl/curl.h under a multiarch include dir; look for the library.
    CURL = { library = "curl" },
    OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+   -- The rate limiter's Redis store outside nginx (Debian: libhiredis-dev).
+   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
    type = "builtin",
    modules = {
       ["aliyun.iot.core"] = {
-         sources = { "src/clock.c", "src/core.c", "src/sign.c", "src/session.c", "src/multi.c", "src/xfer.c", "src/decode.c", "src/errors.c", "src/taskset.c" },
-         libraries = { "curl", "crypto" },
-         incdirs = { "src", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+         sources = { "src/clock.c", "src/core.c", "src/sign.c", "src/session.c", "src/multi.c", "src/xfer.c", "src/decode.c",
+                     "src/errors.c", "src/taskset.c", "src/redis.c" },
+         libraries = { "curl", "crypto", "hiredis" },
+         incdirs = { "src", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)", "$(HIREDIS_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
       },
       ["aliyun.iot"] = "lua/aliyun/iot.lua",
       ["aliyun.iot.errors"] = "lua/aliyun/iot/errors.lua",
@@ -55,6 +58,8 @@ build = {
       ["aliyun.iot.limiter"] = "lua/aliyun/iot/limiter/init.lua",
       ["aliyun.iot.limiter.local_store"] = "lua/aliyun/iot/limiter/local_store.lua",
       ["aliyun.iot.limiter.shared_dict"] = "lua/aliyun/iot/limiter/shared_dict.lua",
+      ["aliyun.iot.limiter.redis"] = "lua/aliyun/iot/limiter/redis.lua",
+      ["aliyun.iot.limiter.fallback"] = "lua/aliyun/iot/limiter/fallback.lua",
       ["aliyun.iot.transport"] = "lua/aliyun/iot/transport/init.lua",
       ["aliyun.iot.transport.curl"] = "lua/aliyun/iot/transport/curl.lua",
       ["aliyun.iot.transport.resty"] = "lua/aliyun/iot/transport/resty.lua",
@@ -73,6 +78,8 @@ build = {
       ["aliyun.iot.cli.watch"] = "lua/aliyun/iot/cli/watch.lua",
       ["aliyun.iot.cli.width"] = "lua/aliyun/iot/cli/width.lua",
       ["aliyun.iot.cli.writers"] = "lua/aliyun/iot/cli/writers.lua",
+      ["aliyun.iot.transport.hiredis"] = "lua/aliyun/iot/transport/hiredis.lua",
+      ["aliyun.iot.transport.resty_redis"] = "lua/aliyun/iot/transport/resty_redis.lua",
    },
    install = {
       bin = { ["aliyun-ota"] = "bin/aliyun-ota" },

@@ -106,6 +106,58 @@ function helpers.start_emulator()
                         url = "http://127.0.0.1:" .. port }, Emulator)
 end
 
+-- ---- A throwaway redis-server (spec/redis/start, stopped by PID) ----------
+
+local Redis = {}
+Redis.__index = Redis
+
+local function start_redis_server(env)
+  local parts = {}
+  for k, v in pairs(env) do parts[#parts + 1] = string.format("%s='%s'", k, v) end
+  local out, ok = sh("env " .. table.concat(parts, " ") .. " spec/redis/start")
+  local port, pid, dir = out:match("(%d+) (%d+) (%S+)")
+  assert(ok and port, "redis-server did not start: " .. tostring(out))
+  return tonumber(port), pid, dir
+end
+
+--- Start a redis-server on a free loopback port. opts: password, debug
+-- (allow DEBUG SLEEP). r.url is redis://[:password@]127.0.0.1:port/db.
+function helpers.start_redis(opts)
+  opts = opts or {}
+  local r = setmetatable({ password = opts.password, debug = opts.debug }, Redis)
+  r:start()
+  return r
+end
+
+function Redis:start(port)
+  local env = { REDIS_PORT = port, REDIS_PASSWORD = self.password, REDIS_DEBUG = self.debug and "1" or nil }
+  self.port, self.pid, self.dir = start_redis_server(env)
+  return self
+end
+
+--- The store URL, for database `db` (default 0) and an optional other password.
+function Redis:url(db, password)
+  password = password or self.password
+  return string.format("redis://%s127.0.0.1:%d/%d", password and (":" .. password .. "@") or "",
+    self.port, db or 0)
+end
+
+--- Stop it by PID ("KILL" for a crash); restart() brings it back on the same port.
+function Redis:stop(signal)
+  if self.pid then
+    sh(string.format("spec/redis/stop %s %s %s", self.pid, self.dir, signal or "TERM"))
+    self.pid = nil
+  end
+end
+
+function Redis:restart() return self:start(self.port) end
+
+--- redis-cli against it: the output of one command (arguments as a shell string).
+function Redis:cli(args)
+  local auth = self.password and string.format("REDISCLI_AUTH='%s' ", self.password) or ""
+  return (sh(string.format("%sredis-cli -p %d %s 2>&1", auth, self.port, args)))
+end
+
 --- Give a describe block one emulator for all its tests: started in setup,
 -- stopped by PID in teardown, its log and faults reset before each test.
 -- `bind(emu, client)` receives it and, unless `client_opts` is false, a

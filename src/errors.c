@@ -24,6 +24,8 @@ static const struct {
     {"DEPTH_CAP_EXCEEDED", AIOT_E_DEPTH_CAP_EXCEEDED},
     {"INCOMPLETE_LISTING", AIOT_E_INCOMPLETE_LISTING},
     {"CLIENT_CLOSED", AIOT_E_CLIENT_CLOSED},
+    {"REDIS_ERROR", AIOT_E_REDIS_ERROR},
+    {"RATE_LIMIT_STORE_UNAVAILABLE", AIOT_E_RATE_LIMIT_STORE_UNAVAILABLE},
 };
 
 int errors_is_retryable(const char *code, long http_status) {

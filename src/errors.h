@@ -18,6 +18,8 @@
 #define AIOT_E_DEPTH_CAP_EXCEEDED "SDK.DepthCapExceeded"
 #define AIOT_E_INCOMPLETE_LISTING "SDK.IncompleteListing"
 #define AIOT_E_CLIENT_CLOSED "SDK.ClientClosed"
+#define AIOT_E_REDIS_ERROR "SDK.RedisError"
+#define AIOT_E_RATE_LIMIT_STORE_UNAVAILABLE "SDK.RateLimitStoreUnavailable"
 
 /* 1 when a request that failed this way may be retried (re-signed) with a fair chance. */
 AIOT_HIDDEN int errors_is_retryable(const char *code, long http_status);

@@ -68,12 +68,22 @@ local OPTIONS = {
   signature_version = "string",
   max_retries = "number", deadline = "number", paging_depth_cap = "number",
   rate_limit = "rate", correct_clock_skew = "boolean",
+  -- The limiter's buckets in Redis, shared by every machine of the account
+  -- (also from ALIYUN_IOT_RATE_LIMIT_STORE); see aliyun.iot.limiter.
+  rate_limit_store = "store", rate_limit_share = "share", rate_limit_store_required = "boolean",
+  rate_limit_store_timeout = "number", logger = "function",
   -- Injection points (tests): clock() returns epoch seconds, nonce() a fresh
   -- SignatureNonce.
   clock = "function", nonce = "function",
 }
 
 local function invalid(message) return nil, errors.invalid(message) end
+
+-- What the limiter needs of the runtime (see limiter.for_client).
+local RUNTIME = {
+  local_store = transports.limiter_store, redis_client = transports.redis_client, logger = transports.logger,
+  monotonic = core.monotonic, new_id = core.nonce, getenv = getenv,
+}
 
 local function check_options(opts)
   for name, value in pairs(opts) do
@@ -92,6 +102,14 @@ local function check_options(opts)
     elseif want == "rate" then
       local ok, why = limiter.check_rate(value)
       if not ok then return invalid(format("option rate_limit must be %s, got %s", why, tostring(value))) end
+    elseif want == "store" then
+      if value ~= false and type(value) ~= "string" then
+        return invalid(format("option rate_limit_store must be a redis:// URL or false, got %s", type(value)))
+      end
+    elseif want == "share" then
+      if type(value) ~= "number" or not (value > 0 and value <= 1) then
+        return invalid(format("option rate_limit_share must be a number in (0, 1], got %s", tostring(value)))
+      end
     elseif type(value) ~= want then
       return invalid(format("option %s must be a %s, got %s", name, want, type(value)))
     end
@@ -108,7 +126,8 @@ local function check_options(opts)
   if retries ~= nil and (retries < 0 or retries ~= math.floor(retries) or retries > 100) then
     return invalid(format("option max_retries must be an integer from 0 to 100, got %s", tostring(retries)))
   end
-  for _, name in ipairs({ "timeout", "connect_timeout", "max_body_bytes", "max_inflight_bytes", "deadline" }) do
+  for _, name in ipairs({ "timeout", "connect_timeout", "max_body_bytes", "max_inflight_bytes", "deadline",
+                         "rate_limit_store_timeout" }) do
     local v = opts[name]
     if v ~= nil and not (v > 0 and v < math.huge) then
       return invalid(format("option %s must be a positive number, got %s", name, tostring(v)))
@@ -158,6 +177,12 @@ function iot.new(opts)
   if not base_url then return nil, region end
   if opts.iot_instance_id == "" then return invalid("iot_instance_id must not be empty") end
 
+  local rate_limiter
+  if opts.rate_limit ~= false then
+    rate_limiter, err = limiter.for_client(opts, RUNTIME)
+    if not rate_limiter then return nil, err end
+  end
+
   local transport_opts = setmetatable({ scheme = match(base_url, "^(%a+):") }, { __index = opts })
   local transport, owns_transport = transports.select(transport_opts)
   if not transport then return invalid(owns_transport) end
@@ -176,8 +201,7 @@ function iot.new(opts)
     proxy_password = type(transport) == "table" and rawget(transport, "proxy_password") or nil,
     -- The endpoint is the region's own (not one the caller named).
     region_endpoint = opts.endpoint == nil,
-    limiter = opts.rate_limit ~= false
-      and limiter.new{ rate = opts.rate_limit, store = transports.limiter_store() } or nil,
+    limiter = rate_limiter,
     max_retries = opts.max_retries,
     max_body_bytes = opts.max_body_bytes or defaults.max_body_bytes,
     max_inflight_bytes = opts.max_inflight_bytes or defaults.max_inflight_bytes,
@@ -340,12 +364,26 @@ function Client:pages(p)
   return iterate(pager.pages, listing_of(self, p, "pages"))
 end
 
---- Release the HTTP session. Idempotent; the client cannot be used after.
+--- What the rate limiter does for this client's AccessKeyId: nil without a
+-- limiter; with a Redis store { store (the URL, password masked), using =
+-- "shared" | "local", share, peers, asked = { shared, local } (how often
+-- each store was asked), failures, recoveries, last_error }, counted for
+-- this process; else {}.
+function Client:rate_limit_info(action)
+  local state = state_of(self, "rate_limit_info")
+  if not state.limiter then return nil end
+  local creds = state.credentials:get()
+  return state.limiter:info(creds and creds.access_key_id or "", action or "ListOTATaskByJob") or {}
+end
+
+--- Release the HTTP session and the limiter's Redis connection. Idempotent;
+-- the client cannot be used after.
 function Client:close()
   local state = private[self]
   if not state or state.closed then return end
   state.closed = true
   if state.owns_transport then state.transport:close() end
+  if state.limiter then state.limiter:close() end
 end
 Client.__close = Client.close
 

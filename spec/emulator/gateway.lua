@@ -534,7 +534,8 @@ local function log_entry(ctx, http_status, code, fault)
     end
   end
   return codec.object(
-    { "action", "access_key_id", "method", "signature_version", "params", "headers", "http_status", "code", "fault" },
+    { "action", "access_key_id", "method", "signature_version", "params", "headers", "http_status", "code", "fault",
+      "at" },
     {
       action = action or codec.null,
       access_key_id = key or codec.null,
@@ -545,6 +546,7 @@ local function log_entry(ctx, http_status, code, fault)
       http_status = http_status,
       code = code,
       fault = fault,
+      at = ctx.at,
     })
 end
 
@@ -586,6 +588,7 @@ function M.handle()
   ngx.update_time()
   local action_name, key = caller(ctx)
   counts.arrival(action_name, key, ngx.now())
+  ctx.at = ngx.now()   -- arrival, for tests that look at request rates
   local count = store.next_request_number()
   ctx.count = count
   if faults.latency_ms > 0 then ngx.sleep(faults.latency_ms / 1000) end

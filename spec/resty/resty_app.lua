@@ -3,6 +3,7 @@
 -- luacheck: globals ngx
 local iot = require("aliyun.iot")
 local resty = require("aliyun.iot.transport.resty")
+local orders = require("orders")
 local cjson = require("cjson.safe").new()
 
 local ngx = ngx
@@ -54,27 +55,14 @@ local function list(job, kind, status, extra, concurrency)
   return result
 end
 
--- Two-worker limiter test: every worker polls the shared dict for a "go"
--- order and then runs the same listing from a timer, so all workers list at
--- once whichever worker the driver's request landed on.
-local shared = ngx.shared.aiot_test
-local busy, last_gen = false, 0
-
-local function poll(premature)
-  if premature or busy then return end
-  local order = shared:get("go")
-  if not order then return end
-  order = cjson.decode(order)
-  if order.gen <= last_gen then return end
-  last_gen, busy = order.gen, true
-  local r = list(order.job, nil, nil, { rate_limit = order.rate, max_retries = 0 })
-  r.worker = ngx.worker.id()
-  shared:set(("result:%d:%d"):format(order.gen, ngx.worker.id()), cjson.encode(r))
-  busy = false
-end
+-- Two-worker limiter test: all workers run the same listing at once
+-- (spec/resty/orders.lua), whichever worker the driver's request landed on.
+local work = orders.new(ngx.shared.aiot_test, function(order)
+  return list(order.job, nil, nil, { rate_limit = order.rate, max_retries = 0 })
+end)
 
 function app.init_worker()
-  assert(ngx.timer.every(0.02, poll))
+  work.start()
   init.phase = ngx.get_phase()
   init.credentials = os.getenv("ALIBABA_CLOUD_ACCESS_KEY_ID") ~= nil
   -- No cosockets here: the resty transport must fall back to libcurl ...
@@ -166,15 +154,10 @@ function app.handle()
     return reply(200, timer_results[tostring(args.id)] or { missing = true })
   elseif uri == "/t/go" then
     local order = { gen = tonumber(args.gen), job = args.job, rate = tonumber(args.rate) }
-    shared:set("go", cjson.encode(order))
+    work.place(order)
     return reply(200, order)
   elseif uri == "/t/results" then
-    local out = {}
-    for w = 0, ngx.worker.count() - 1 do
-      local r = shared:get(("result:%d:%d"):format(tonumber(args.gen), w))
-      if r then out[#out + 1] = cjson.decode(r) end
-    end
-    return reply(200, { workers = ngx.worker.count(), results = out })
+    return reply(200, { workers = ngx.worker.count(), results = work.results(tonumber(args.gen)) })
   elseif uri == "/t/tls" then
     local function get(t, port)
       local status, body, headers = t:request("GET", "https://127.0.0.1:" .. port .. "/")

@@ -8,6 +8,8 @@ return {
   max_inflight_bytes = 256 * 1024 * 1024, -- every body a listing may hold in flight at once
   max_retries = 3,                     -- attempts after the first, for what may be retried
   rate_limit = 10,                     -- requests per second per AccessKeyId (the service's quota)
+  rate_limit_store_timeout = 0.25,     -- seconds to connect to, and to hear from, the Redis store
+  rate_limit_store_retry = 5,          -- seconds between tries of a Redis store that failed
   signature_version = "v3",            -- Alibaba's recommended signature, as the Node SDK signs
   page_size = 100,                     -- the pager's PageSize: the service's maximum
   concurrency = 4,                     -- page requests in flight in a listing

@@ -76,7 +76,12 @@ function Scheduler:run(calls, each)
       return 0
     end
     if limiter then
-      local wait = limiter:try(creds.access_key_id, calls[index].action, now)
+      local wait, lerr = limiter:try(creds.access_key_id, calls[index].action, now)
+      if wait == nil then
+        -- The limiter's shared store is down and was required: the call fails.
+        results[index] = failure(lerr)
+        return 0
+      end
       if wait > 0 then return wait end
     end
     local req

@@ -18,4 +18,11 @@ function LocalStore:take(key, now, interval, tolerance)
   return 0
 end
 
+--- This store's id among the peers of a shared store (see limiter.redis):
+-- made once by `make` (a random id), one per process.
+function LocalStore:peer_id(make)
+  if not self.id then self.id = make() end
+  return self.id
+end
+
 return local_store

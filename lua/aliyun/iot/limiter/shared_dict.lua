@@ -52,4 +52,11 @@ function SharedStore:take(key, now, interval, tolerance)
   return wait
 end
 
+--- This store's id among the peers of a shared store (see limiter.redis):
+-- one for all workers of the nginx, made by the first to ask (`make` returns a random id).
+function SharedStore:peer_id(make)
+  self.dict:add("peer_id", make())
+  return self.dict:get("peer_id") or make()
+end
+
 return shared_dict

@@ -56,6 +56,22 @@ function transport.limiter_store()
   return nil
 end
 
+--- A client for the limiter's Redis store (aliyun.iot.limiter.redis):
+-- lua-resty-redis over cosockets inside nginx, the C core's hiredis elsewhere.
+function transport.redis_client(config)
+  if in_nginx() then return require("aliyun.iot.transport.resty_redis").new(config) end
+  return require("aliyun.iot.transport.hiredis").new(config)
+end
+
+local stderr = io.stderr
+
+--- The library's logger, function(level, message) (level "warn", ...):
+-- ngx.log inside nginx, standard error elsewhere.
+function transport.logger()
+  if in_nginx() then return require(KINDS.resty).log end
+  return function(level, message) stderr:write("aliyun.iot: [", level, "] ", message, "\n") end
+end
+
 --- function(method, url, headers) -> status, body, headers | nil, err over
 -- a transport of its own, made on first use, for side services such as the
 -- ECS metadata service (reached directly: `opts` should say proxy = "").

@@ -302,6 +302,16 @@ function resty.limiter_store(name)
   end)
 end
 
+-- ---- The library's logger inside nginx --------------------------------------
+
+local LEVELS = { error = "ERR", warn = "WARN", notice = "NOTICE", info = "INFO", debug = "DEBUG" }
+
+--- resty.log(level, message): ngx.log at that level ("warn", "info", ...).
+function resty.log(level, message)
+  local ngx = rawget(_G, "ngx")
+  ngx.log(ngx[LEVELS[level] or "WARN"], "aliyun.iot: ", message)
+end
+
 function Transport:__tostring()
   return format("aliyun.iot.RestyTransport (%s)", self.closed and "closed" or (self.last or "unused"))
 end
