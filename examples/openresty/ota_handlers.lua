@@ -91,7 +91,8 @@ function handlers.handle(job_id, what)
   end
   local c, err = ota_client.get()
   if not c then return fail(err) end
-  job_id = ngx.unescape_uri(job_id)
+  -- job_id is the location's capture of the decoded $uri: decoding it again
+  -- would turn a JobId holding "%41" into another one.
   if what == "summary" then return summary(c, job_id) end
   return failed(c, job_id)
 end
