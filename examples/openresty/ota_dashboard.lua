@@ -96,8 +96,9 @@ function dashboard.snapshot(raw_job)
       code = "Dashboard.InvalidJobId", message = "a JobId has 1 to 128 letters, digits, '-', '_' or '.'" } })
   end
   if not refresher.dict() then
-    return send_json(500, cjson.encode{ JobId = job, state = "error", error = {
-      code = "Dashboard.NoSharedDict", message = "no lua_shared_dict " .. cfg.dict .. " in nginx.conf" } })
+    return send_json(500, cjson.encode{ JobId = job, state = "error", error = { code = "Dashboard.NotStarted",
+      message = "the refresher is not running: nginx.conf needs lua_shared_dict " .. config.DEFAULTS.dict
+        .. " and init_worker_by_lua_block { require(\"ota_dashboard\").init_worker() }" } })
   end
   local watching, why = refresher.watch(job)
   local snap, err, progress, listing = refresher.state(job)

@@ -19,7 +19,7 @@ local sort = table.sort
 
 local snapshot = {}
 
--- Every limit in one table; ota_dashboard.config may override each.
+-- Every limit of a snapshot in one table; snapshot.builder's `limits` may override each.
 snapshot.LIMITS = {
   max_groups = 50,            -- failure groups kept (the most frequent)
   max_group_devices = 20,     -- device names kept per failure group (in listing order)
