@@ -2,6 +2,7 @@
 #   make demo   install what is missing, build, list a demo OTA job from the bundled emulator
 #   make test   install what is missing, build, run every test suite
 #   make bench  benchmarks (not part of make test), written to bench/RESULTS.md
+#   make demo-openresty   the rollout dashboard (examples/openresty) against the emulator
 # Each target first installs missing Debian packages (scripts/ensure-debian-packages).
 
 LUA_VERSION ?= 5.4
@@ -13,20 +14,24 @@ DEB_PACKAGES := gcc make cmake pkg-config curl ca-certificates \
 	lua5.4 liblua5.4-dev lua-cjson lua-argparse \
 	libcurl4-openssl-dev libssl-dev libhiredis-dev \
 	nginx libnginx-mod-http-lua
+# luajit2/libluajit2-5.1-dev is OpenResty's LuaJIT, the one nginx's Lua module links;
+# Debian's luajit/libluajit-5.1-dev conflict with it.
+OPENRESTY_PACKAGES := luajit2 libluajit2-5.1-dev
 TEST_PACKAGES := lua-busted lua-check luarocks lua-socket tmux \
 	clang libclang-rt-14-dev llvm valgrind \
 	lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
-	luajit2 libluajit2-5.1-dev \
-	redis-server lua-nginx-redis
-# luajit2/libluajit2-5.1-dev is OpenResty's LuaJIT, the one nginx's Lua module links;
-# Debian's luajit/libluajit-5.1-dev conflict with it.
+	$(OPENRESTY_PACKAGES) \
+	redis-server lua-nginx-redis \
+	chromium wrk fonts-wqy-microhei
 # lua-nginx-redis is lua-resty-redis (as nginx.redis) for the Redis store's OpenResty client;
 # it depends on the nginx-extras metapackage, which adds modules beside nginx and
 # libnginx-mod-http-lua and replaces neither.
+# chromium (headless) and wrk: the dashboard suite's browser and load; fonts-wqy-microhei
+# draws the Chinese TaskDesc text in its screenshots.
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps test-deps build test demo lint clean test-asan test-valgrind fuzz bench \
-	matrix resty embed redis
+	matrix resty embed redis dashboard demo-openresty
 
 all: build
 
@@ -67,6 +72,10 @@ embed: test-deps
 redis: test-deps build
 	@BUILD_DIR=$(BUILD_DIR) scripts/redis-suite
 
+# The rollout dashboard in nginx and headless Chromium (make test runs it too).
+dashboard: test-deps
+	@BUILD_DIR=$(BUILD_DIR) scripts/dashboard-suite
+
 # Benchmarks, not part of make test: writes bench/RESULTS.md.
 bench: test-deps build
 	@scripts/bench
@@ -74,8 +83,13 @@ bench: test-deps build
 demo: build
 	@LUA=$(LUA) BUILD_DIR=$(BUILD_DIR) scripts/demo
 
+# HOLD=1 keeps the dashboard and the emulator running until Ctrl-C.
+demo-openresty: deps
+	@scripts/ensure-debian-packages $(OPENRESTY_PACKAGES)
+	@LUA=$(LUA) HOLD=$(HOLD) scripts/demo-openresty
+
 lint: test-deps
 	luacheck lua spec examples bin
 
 clean:
-	rm -rf $(BUILD_DIR) build-5.1 build-5.2 build-5.3 build-luajit build-embed build-asan build-fuzz
+	rm -rf $(BUILD_DIR) build-5.1 build-5.2 build-5.3 build-5.4 build-luajit build-embed build-asan build-fuzz

@@ -2,41 +2,27 @@
 --   GET /ota/<JobId>/summary   task counts by status and the percentage done
 --   GET /ota/<JobId>/failed    the failed tasks with their TaskDesc
 --
--- One client per worker, created on the first request (never in init or
--- init_worker: nothing there could use cosockets, and a client made in the
--- master would be shared by forked workers). Its calls go through cosockets,
--- so while one request pages through a job of any size, the worker keeps
--- serving every other request.
+-- The client is the worker's one client (ota_client), shared with the
+-- dashboard. Its calls go through cosockets, so while one request pages
+-- through a job of any size, the worker keeps serving every other request.
+-- Each request here lists the job anew: these answers are exact and
+-- current, and cost one listing each (the dashboard's page and
+-- snapshot.json are the way for many viewers).
 -- luacheck: globals ngx
 local iot = require("aliyun.iot")
+local ota_client = require("ota_client")
 local cjson = require("cjson.safe").new() -- a private instance: the app's cjson settings stay its own
 
 local ngx = ngx
-local getenv = os.getenv
 
 local handlers = {}
 
 -- Terminal states: the device is done with this job, one way or another.
 local DONE = { SUCCEEDED = true, FAILED = true, CANCELED = true }
 
-local client, client_err
-
-local function get_client()
-  if client then return client end
-  local endpoint = getenv("ALIYUN_IOT_ENDPOINT")
-  client, client_err = iot.new{
-    region = getenv("ALIBABA_CLOUD_REGION_ID") or "cn-shanghai",
-    endpoint = endpoint ~= "" and endpoint or nil,
-    -- Credentials from ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET (and _SECURITY_TOKEN),
-    -- which nginx.conf's `env` directives pass through to the worker.
-    timeout = 10,
-  }
-  return client, client_err
-end
-
 local function send(status, t)
   ngx.status = status
-  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Content-Type"] = "application/json; charset=utf-8"
   local body = cjson.encode(t)
   -- lua-cjson writes an empty table as {}; the task list is an array.
   if t.tasks and #t.tasks == 0 then body = body:gsub('"tasks":{}', '"tasks":[]') end
@@ -103,9 +89,10 @@ function handlers.handle(job_id, what)
     ngx.header["Allow"] = "GET, HEAD"
     return send(405, { code = "MethodNotAllowed", message = "use GET" })
   end
-  local c, err = get_client()
+  local c, err = ota_client.get()
   if not c then return fail(err) end
-  job_id = ngx.unescape_uri(job_id)
+  -- job_id is the location's capture of the decoded $uri: decoding it again
+  -- would turn a JobId holding "%41" into another one.
   if what == "summary" then return summary(c, job_id) end
   return failed(c, job_id)
 end
