@@ -62,7 +62,7 @@ local OPTIONS = {
   profile = "string", role_name = "string", metadata_url = "string", credentials_refresh_margin = "number",
   iot_instance_id = "string",
   timeout = "number", connect_timeout = "number",
-  cafile = "string", ssl_verify = "boolean", max_body_bytes = "number", max_inflight_bytes = "number",
+  cafile = "string", ssl_verify = "boolean", gzip = "boolean", max_body_bytes = "number", max_inflight_bytes = "number",
   proxy = "string",
   transport = "transport",
   signature_version = "string",
@@ -276,10 +276,14 @@ function Client:call(action, p, opts)
   return schedule.one(state, transports.engine(state.transport, 1, state.sleep), call)
 end
 
--- Closes what a listing has in flight: Lua 5.4's generic for closes its
--- 4th value when the loop ends early (break); older Lua ignores it.
-local function closer(scheduler)
-  return setmetatable({}, { __close = function() scheduler:close() end })
+-- Closes what a listing has in flight and frees its sets: Lua 5.4's
+-- generic for closes its 4th value when the loop ends early (break); older
+-- Lua ignores it (the sets' __gc frees them then).
+local function closer(scheduler, listing)
+  return setmetatable({}, { __close = function()
+    scheduler:close()
+    for _, set in ipairs(listing.sets) do set:close() end
+  end })
 end
 
 -- A listing's fetch_all(list, each) for the pager: the ListOTATaskByJob
@@ -342,7 +346,8 @@ local function listing_of(self, p, method)
     local ok, e = scheduler:run(calls, function(value, _, call) return each(value, call.entry) end)
     if not ok then error(e, 0) end
   end
-  return listing, fetch_all, closer(scheduler), state.monotonic
+  listing.sets = {}
+  return listing, fetch_all, closer(scheduler, listing), state.monotonic
 end
 
 local function iterate(make, listing, fetch_all, close, clock)

@@ -102,7 +102,7 @@ function devices.take_devices(w, source, value)
     local name = type(device) == "table" and device.DeviceName
     if type(name) == "string" and name ~= "" then
       stats.devices_enumerated = stats.devices_enumerated + 1
-      if not w.ledger.devices[name] then push(source, name) end
+      if not w.ledger.devices:get(name) then push(source, name) end
     end
   end
   local token = value.NextToken
@@ -130,7 +130,7 @@ local function pull(w, source, want)
       error(errors.invalid(format("device_names gave %s, not a device name", tostring(name))), 0)
     end
     w.ledger.stats.devices_enumerated = w.ledger.stats.devices_enumerated + 1
-    if not seen[name] then push(source, name) end
+    if not seen:get(name) then push(source, name) end
   end
 end
 
@@ -149,7 +149,7 @@ function devices.list_unseen(w, source, status, part)
     local queue, head, tail = source.queue, source.head or 1, source.tail or 0
     local unseen = 0
     for i = head, tail do
-      if not seen[queue[i]] then unseen = unseen + 1 end
+      if not seen:get(queue[i]) then unseen = unseen + 1 end
     end
     if unseen == 0 or (unseen < CHUNK and not source.done) then return nil end
     local chunk = {}
@@ -157,7 +157,7 @@ function devices.list_unseen(w, source, status, part)
       local name = queue[head]
       queue[head] = nil
       head = head + 1
-      if not seen[name] then chunk[#chunk + 1] = name end
+      if not seen:get(name) then chunk[#chunk + 1] = name end
     end
     source.head = head
     return { JobId = listing.JobId, IotInstanceId = listing.IotInstanceId, TaskStatus = status, DeviceNames = chunk }

@@ -16,6 +16,7 @@
 -- is split by TaskStatus, and the status parts together are reconciled with
 -- the job's Total the same way (a status the client does not know, or tasks
 -- moving between statuses, would otherwise drop tasks silently).
+local core = require("aliyun.iot.core")
 local defaults = require("aliyun.iot.defaults")
 local errors = require("aliyun.iot.errors")
 local params = require("aliyun.iot.params")
@@ -54,39 +55,23 @@ end
 -- handed out. Counts, for the part walked under pass `token`, the tasks it
 -- has not seen in an earlier pass (part.distinct) and the repeats within
 -- this pass (the pages moved). The ledger, shared by every part of the
--- listing, marks each TaskId with the pass that saw it last: a mark below
--- the part's first pass was seen in another part.
+-- listing, marks each TaskId with the pass that saw it last (a mark below
+-- the part's first pass was seen in another part); it is a C TaskSet
+-- (core.new_taskset) outside the Lua heap, so the GC never walks it.
 function Walk:take(page, part, token)
   local ledger = self.ledger
-  local seen, tasks, device_seen = ledger.seen, page.tasks, ledger.devices
-  local kept, repeats, new = nil, 0, 0
-  for i = 1, #tasks do
-    local task = tasks[i]
-    local id = task.TaskId
-    if device_seen and task.DeviceName then device_seen[task.DeviceName] = true end
-    local mark = id ~= nil and seen[id] or nil
-    if mark == nil then
-      if id ~= nil then
-        seen[id] = token
-        part.distinct = part.distinct + 1
-      end
-      new = new + 1
-      if kept then kept[#kept + 1] = task end
-    else
-      if not kept then
-        kept = {}
-        for j = 1, i - 1 do kept[j] = tasks[j] end
-      end
-      if mark < part.first_token then
-        part.distinct = part.distinct + 1
-      elseif mark == token then
-        repeats = repeats + 1
-      end
-      seen[id] = token
+  local tasks = page.tasks
+  local device_set = ledger.devices
+  if device_set then
+    for i = 1, #tasks do
+      local name = tasks[i].DeviceName
+      if name ~= nil then device_set:mark(name, 1) end
     end
   end
+  local new, distinct, repeats, kept = ledger.seen:take(tasks, token, part.first_token)
   if kept then page.tasks = kept end
   ledger.yielded = ledger.yielded + new
+  part.distinct = part.distinct + distinct
   part.repeats = part.repeats + repeats
   return page
 end
@@ -289,7 +274,9 @@ function Walk:beyond_the_cap(status, part)
   if #deep > 0 then
     self.deep_note = format("%d tasks with TaskStatus=%s", totals[deep[1]], deep[1])
   end
-  ledger.devices = ledger.devices or {}
+  -- From now on the listing also remembers which devices it has seen, for
+  -- the device phase to skip (another set outside the Lua heap).
+  ledger.devices = ledger.devices or ledger.new_set()
   -- Up front, before any task: where the device names come from.
   local source = #deep > 0 and devices.source(self) or nil
   for _, s in ipairs(shallow) do self:paged_part(s) end
@@ -344,7 +331,15 @@ end
 function walk.run(listing, emit, fetch_all, check, clock)
   clock = clock or os.time
   local statuses = listing.statuses or { listing.TaskStatus or false }
-  local ledger = { seen = {}, token = 0, yielded = 0, stats = {
+  -- The sets are released with the listing: at its end here, by the
+  -- iterator's closer on a break (listing.sets), or by their __gc.
+  local sets = listing.sets or {}
+  local function new_set()
+    local set = core.new_taskset()
+    sets[#sets + 1] = set
+    return set
+  end
+  local ledger = { seen = new_set(), new_set = new_set, token = 0, yielded = 0, stats = {
     started = clock(), calls = { pages = 0, chunks = 0, QueryDevice = 0 },
     devices_enumerated = 0, devices_without_task = 0,
   } }
@@ -359,6 +354,7 @@ function walk.run(listing, emit, fetch_all, check, clock)
     end, ledger, clock)
     w:run()
   end
+  for _, set in ipairs(sets) do set:close() end
   if listing.on_progress then
     ledger.stats.phase, ledger.stats.tasks = "done", ledger.yielded
     listing.on_progress(ledger.stats)

@@ -51,6 +51,7 @@ function curl.options(opts)
     cafile = opts.cafile,
     verify = opts.ssl_verify,
     max_body_bytes = opts.max_body_bytes or defaults.max_body_bytes,
+    gzip = opts.gzip,
     proxy = proxy,
     noproxy = noproxy,
   }
