@@ -1,10 +1,16 @@
 rockspec_format = "3.0"
 package = "aliyun-iot"
-version = "scm-1"
+version = "0.2.0-1"   -- src/version.h's AIOT_VERSION, then the rockspec revision
 source = {
-   -- Placeholder until the project has a public home; `luarocks make` in a
-   -- checkout does not use it.
-   url = "git+https://github.com/aliyun-iot/aliyun-iot-lua.git",
+   -- The release archive `make dist` builds from the checkout (git archive, top
+   -- directory aliyun-iot-0.2.0) and packs with this rockspec into
+   -- aliyun-iot-0.2.0-1.src.rock. Installing that source rock unpacks the
+   -- archive from inside it, `luarocks build` finds it beside this file, and
+   -- `luarocks make` builds the checkout itself: none of them fetches. A
+   -- project with a public home changes this to the archive's URL there (same
+   -- file name); until then there is no address to give that would work.
+   url = "aliyun-iot-0.2.0.tar.gz",
+   dir = "aliyun-iot-0.2.0",
 }
 description = {
    summary = "Alibaba Cloud IoT Platform OTA API (ListOTATaskByJob) for Lua",
@@ -44,6 +50,7 @@ build = {
       ["aliyun.iot.request"] = "lua/aliyun/iot/request.lua",
       ["aliyun.iot.pager"] = "lua/aliyun/iot/pager.lua",
       ["aliyun.iot.walk"] = "lua/aliyun/iot/walk.lua",
+      ["aliyun.iot.devices"] = "lua/aliyun/iot/devices.lua",
       ["aliyun.iot.schedule"] = "lua/aliyun/iot/schedule.lua",
       ["aliyun.iot.defaults"] = "lua/aliyun/iot/defaults.lua",
       ["aliyun.iot.time"] = "lua/aliyun/iot/time.lua",
@@ -66,6 +73,7 @@ build = {
       ["aliyun.iot.transport.http1"] = "lua/aliyun/iot/transport/http1.lua",
       -- bin/aliyun-ota is a launcher over these.
       ["aliyun.iot.cli"] = "lua/aliyun/iot/cli/init.lua",
+      ["aliyun.iot.cli.about"] = "lua/aliyun/iot/cli/about.lua",
       ["aliyun.iot.cli.args"] = "lua/aliyun/iot/cli/args.lua",
       ["aliyun.iot.cli.exit"] = "lua/aliyun/iot/cli/exit.lua",
       ["aliyun.iot.cli.fields"] = "lua/aliyun/iot/cli/fields.lua",
