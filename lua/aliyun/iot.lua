@@ -176,6 +176,10 @@ function iot.new(opts)
   local base_url, region = resolve_endpoint(opts, provider.region)
   if not base_url then return nil, region end
   if opts.iot_instance_id == "" then return invalid("iot_instance_id must not be empty") end
+  -- Unless given, the instance comes from ALIYUN_IOT_INSTANCE_ID (empty: none).
+  local instance_id = opts.iot_instance_id
+  if instance_id == nil then instance_id = getenv("ALIYUN_IOT_INSTANCE_ID") end
+  if instance_id == "" then instance_id = nil end
 
   local rate_limiter
   if opts.rate_limit ~= false then
@@ -193,7 +197,7 @@ function iot.new(opts)
     host = match(base_url, "^https?://(.*)$"),
     region = region,
     credentials = provider,
-    iot_instance_id = opts.iot_instance_id,
+    iot_instance_id = instance_id,
     signature_version = opts.signature_version or defaults.signature_version,
     transport = transport,
     owns_transport = owns_transport,
