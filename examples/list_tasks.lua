@@ -1,24 +1,29 @@
 -- List every task of an OTA job as an aligned table, then counts by status.
 --
---   lua5.4 examples/list_tasks.lua [--region REGION] [--endpoint URL] [--status STATUS] JOB_ID
+--   lua5.4 examples/list_tasks.lua [--region REGION] [--endpoint URL] [--instance ID] [--status STATUS] JOB_ID
 --
 -- Credentials come from ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET
 -- (and ALIBABA_CLOUD_SECURITY_TOKEN for STS); the region from --region or
--- ALIBABA_CLOUD_REGION_ID. `make demo` runs it against the bundled emulator.
+-- ALIBABA_CLOUD_REGION_ID; an enterprise instance's id from --instance or, in
+-- iot.new, ALIYUN_IOT_INSTANCE_ID. `make demo` runs it against the bundled emulator.
 local iot = require("aliyun.iot")
 
+local USAGE = "usage: list_tasks.lua [--region REGION] [--endpoint URL] [--instance ID] [--status STATUS] JOB_ID"
 local function usage(message)
-  io.stderr:write(message, "\nusage: list_tasks.lua [--region REGION] [--endpoint URL] [--status STATUS] JOB_ID\n")
+  io.stderr:write(message, "\n", USAGE, "\n")
   os.exit(2)
 end
+
+-- Options with a value, and the iot.new option each sets.
+local OPTIONS = { ["--region"] = "region", ["--endpoint"] = "endpoint", ["--instance"] = "iot_instance_id" }
 
 local opts, job_id, status = {}, nil, nil
 local i = 1
 while i <= #arg do
   local a = arg[i]
-  if a == "--region" or a == "--endpoint" or a == "--status" then
+  if OPTIONS[a] or a == "--status" then
     local v = arg[i + 1] or usage(a .. " needs a value")
-    if a == "--status" then status = v else opts[a:sub(3)] = v end
+    if a == "--status" then status = v else opts[OPTIONS[a]] = v end
     i = i + 2
   elseif a:sub(1, 2) == "--" then
     usage("unknown option " .. a)

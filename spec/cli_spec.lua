@@ -1,258 +1,29 @@
 -- bin/aliyun-ota run as a person would: as a child process against the
 -- emulator, piped into a JSON parser and an RFC 4180 CSV parser, and in a
--- pseudo-terminal under tmux (progress line, aligned table, Ctrl-C).
+-- pseudo-terminal under tmux (progress line, aligned table fitted to the
+-- terminal, Ctrl-C, bash completion). The commands jobs and call, the
+-- launcher and the instance id: spec/cli_commands_spec.lua.
 local helpers = require("helpers")
+local h = require("cli_helpers")
 local cjson = require("cjson")
 local jobs = helpers.jobs
 
--- Under Lua 5.4 the script runs by its own #! line, as a person runs it;
--- under another interpreter being tested (scripts/matrix-suite sets LUA and
--- BUILD_DIR) it runs with that one, so it loads the core built for it.
-local LUA = os.getenv("LUA")
-local CLI = (LUA == nil or LUA == "lua5.4") and "bin/aliyun-ota" or (LUA .. " bin/aliyun-ota")
-local BUILD_DIR = os.getenv("BUILD_DIR") or "build"
 local DEFAULT_FIELDS = { "DeviceName", "TaskStatus", "Progress", "SrcVersion", "DestVersion",
                          "TaskDesc", "TaskId", "UtcModified" }
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Output of a shell command, whether it exited 0, and its status. (Lua 5.1
--- pipes do not report an exit status, so the shell is asked for it.)
-local function sh(cmd)
-  local f = assert(io.popen(cmd .. "; echo \"<exit $?>\"", "r"))
-  local out = f:read("*a")
-  f:close()
-  local text, code = out:match("^(.-)<exit (%d+)>\n$")
-  return text, tonumber(code) == 0, tonumber(code)
-end
-
-local function sleep(seconds) os.execute(string.format("sleep %.2f", seconds)) end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function lines_of(text)
-  local list = {}
-  for line in text:gmatch("([^\n]*)\n") do list[#list + 1] = line end
-  return list
-end
-
--- Display width, as a terminal draws it, of the text our data holds: ASCII,
--- "…" and Chinese (3-byte sequences from U+2E80 up: lead byte E2 with BA+, or above).
--- No utf8 library, so the spec also runs under Lua 5.1 and LuaJIT.
-local function width(s)
-  local w = 0
-  for ch in s:gmatch("[%z\1-\127\194-\244][\128-\191]*") do
-    local b1, b2 = ch:byte(1, 2)
-    local wide = #ch == 3 and (b1 > 0xE2 or (b1 == 0xE2 and b2 >= 0xBA))
-    w = w + (wide and 2 or 1)
-  end
-  return w
-end
-
--- A strict RFC 4180 parser: quoted fields ("" for a quote, may hold commas,
--- CR and LF), records ending in CRLF, no bare CR or LF outside quotes.
-local function parse_csv(text)
-  local records, record = {}, {}
-  local i, n = 1, #text
-  local at_field_start = true
-  while i <= n do
-    local c = text:sub(i, i)
-    if at_field_start and c == '"' then
-      local parts = {}
-      i = i + 1
-      while true do
-        local j = text:find('"', i, true)
-        assert(j, "unterminated quoted field")
-        parts[#parts + 1] = text:sub(i, j - 1)
-        if text:sub(j + 1, j + 1) == '"' then
-          parts[#parts + 1] = '"'
-          i = j + 2
-        else
-          i = j + 1
-          break
-        end
-      end
-      record[#record + 1] = table.concat(parts)
-      local after = text:sub(i, i)
-      assert(after == "," or after == "\r", "text after a closing quote at byte " .. i)
-      at_field_start = false
-    elseif c == "," then
-      if at_field_start then record[#record + 1] = "" end
-      at_field_start = true
-      i = i + 1
-    elseif c == "\r" then
-      assert(text:sub(i + 1, i + 1) == "\n", "CR without LF at byte " .. i)
-      if at_field_start then record[#record + 1] = "" end
-      records[#records + 1] = record
-      record, at_field_start = {}, true
-      i = i + 2
-    else
-      assert(at_field_start, "unexpected character at byte " .. i)
-      local j = text:find('[,\r\n"]', i) or n + 1
-      local stop = text:sub(j, j)
-      assert(stop ~= '"' and stop ~= "\n", "quote or bare LF in an unquoted field at byte " .. j)
-      record[#record + 1] = text:sub(i, j - 1)
-      at_field_start = false
-      i = j
-    end
-  end
-  assert(#record == 0, "the last record does not end with CRLF")
-  return records
-end
-
--- Every expected task index once, in order, with the given fields' values.
-local function assert_tasks(job_id, indices, rows, fields)
-  assert.are.equal(#indices, #rows)
-  local seen = {}
-  for k, i in ipairs(indices) do
-    local want, got = jobs.task(job_id, i), rows[k]
-    assert.is_nil(seen[got.TaskId], "duplicate " .. tostring(got.TaskId))
-    seen[got.TaskId] = true
-    for _, f in ipairs(fields) do
-      local value = got[f]
-      if value == cjson.null then value = nil end
-      assert.are.equal(want[f], value, f .. " of task " .. i)
-    end
-  end
-end
-
-local range = helpers.range
+local lines_of, parse_csv, assert_tasks, width = h.lines_of, h.parse_csv, h.assert_tasks, h.width
+local assert_one_error_line, range = h.assert_one_error_line, helpers.range
 
 describe("aliyun-ota", function()
-  local emu, tmp
-
-  -- The child's environment: only the first emulator account, no other
-  -- credential source (HOME points at an empty directory).
-  local function env_prefix(env)
-    env = env or {}
-    local parts = {
-      "env",
-      env.id == false and "-u ALIBABA_CLOUD_ACCESS_KEY_ID -u ALIBABA_CLOUD_ACCESS_KEY_SECRET" or "",
-      "-u ALIBABA_CLOUD_SECURITY_TOKEN -u ALIBABA_CLOUD_REGION_ID -u ALIBABA_CLOUD_PROFILE",
-      "-u ALIBABA_CLOUD_CONFIG_FILE -u ALIBABA_CLOUD_CREDENTIALS_FILE -u ALIBABA_CLOUD_ECS_METADATA",
-      "-u LC_ALL -u LC_CTYPE",
-      "HOME=" .. q(tmp),
-      "LANG=" .. q(env.LANG or "C.UTF-8"),
-      "LUA_PATH='./lua/?.lua;./lua/?/init.lua;;'",
-      "LUA_CPATH=" .. q("./" .. BUILD_DIR .. "/?.so;;"),
-    }
-    if env.id ~= false then   -- (env wants its -u options before any NAME=VALUE)
-      parts[#parts + 1] = "ALIBABA_CLOUD_ACCESS_KEY_ID=" .. q(env.id or helpers.ak.access_key_id)
-      parts[#parts + 1] = "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" .. q(env.secret or helpers.ak.access_key_secret)
-    end
-    return table.concat(parts, " ")
-  end
-
-  local function command(args, env)
-    local words = { env_prefix(env), CLI }
-    if not (env and env.no_endpoint) then
-      words[#words + 1] = "--endpoint " .. q(emu.url) .. " --region cn-shanghai"
-    end
-    for _, a in ipairs(args) do words[#words + 1] = q(a) end
-    return table.concat(words, " ")
-  end
-
-  -- Run piped (stdout and stderr are not terminals): stdout, stderr, status.
-  local function run(args, env)
-    local out_file, err_file = tmp .. "/stdout", tmp .. "/stderr"
-    local _, _, code = sh(command(args, env) .. " >" .. out_file .. " 2>" .. err_file .. " </dev/null")
-    assert.is_true(code < 128, "the CLI was killed by a signal")
-    local out, err = read_file(out_file) or "", read_file(err_file) or ""
-    helpers.assert_no_secret(out)
-    helpers.assert_no_secret(err)
-    return out, err, code
-  end
-
-  -- One line on stderr, no traceback, nothing on stdout.
-  local function assert_one_error_line(out, err)
-    assert.are.equal("", out)
-    local lines = lines_of(err)
-    assert.are.equal(1, #lines, "expected one line on stderr, got: " .. err)
-    assert.is_nil(err:find("traceback", 1, true))
-    return lines[1]
-  end
-
-  -- tmux on a private socket. Each run is one session: bash runs the CLI,
-  -- writes its exit status to a file (tmux's own #{pane_dead_status} proved
-  -- unreliable: tmux 3.3a sometimes leaves the exited process unreaped), then
-  -- keeps the pane readable for 30 s. teardown kills the server; should the
-  -- spec itself be killed, finished sessions still end and the server exits.
-  local socket, tmux_conf, cwd
-  local sessions = 0
-
-  local function tmux(args)
-    return sh("LC_ALL=C.UTF-8 tmux -u -L " .. socket .. " -f " .. tmux_conf .. " " .. args .. " 2>&1")
-  end
-
-  local Pane = {}
-  Pane.__index = Pane
-
-  local function start_pane(args, env)
-    sessions = sessions + 1
-    local name = "s" .. sessions
-    local status_file = tmp .. "/status-" .. name
-    local script = command(args, env) .. "; echo $? > " .. q(status_file) .. "; exec sleep 30"
-    local out, ok = tmux("new-session -d -s " .. name .. " -x 220 -y 50 -c " .. q(cwd) .. " "
-      .. q("exec bash -c " .. q(script)))
-    assert.is_truthy(ok, "tmux new-session failed: " .. tostring(out))
-    return setmetatable({ name = name, status_file = status_file }, Pane)
-  end
-
-  function Pane:screen() return (tmux("capture-pane -p -J -t " .. self.name)) end
-  function Pane:history() return (tmux("capture-pane -p -J -S - -E - -t " .. self.name)) end
-  function Pane:keys(keys) tmux("send-keys -t " .. self.name .. " " .. keys) end
-
-  -- Poll until `pred(screen)` holds; returns the screen, or nil at the deadline.
-  function Pane:wait_for(pred, seconds)
-    local deadline = os.time() + (seconds or 10)
-    repeat
-      local screen = self:screen()
-      if pred(screen) then return screen end
-      sleep(0.05)
-    until os.time() > deadline
-    return nil
-  end
-
-  -- Wait for the CLI to exit; returns its exit status.
-  function Pane:status(seconds)
-    -- Generous: it only bounds a failing run, and the suites under valgrind or
-    -- ASan run the CLI many times slower.
-    local deadline = os.time() + (seconds or 60)
-    repeat
-      local status = tonumber((read_file(self.status_file) or ""):match("^(%d+)\n"))
-      if status then return status end
-      sleep(0.05)
-    until os.time() > deadline
-    error("the CLI did not exit in time")
-  end
+  local H = h.harness()
+  local emu
+  local function run(args, env) return H:run(args, env) end
+  local function start_pane(args, env, opts) return H:start_pane(args, env, opts) end
 
   setup(function()
-    tmp = os.tmpname()
-    os.remove(tmp)
-    assert(os.execute("mkdir -m 700 " .. q(tmp)))
-    cwd = (sh("pwd")):match("^(.-)\n")
-    -- Named after the private temporary directory: unique even when several
-    -- runs of this suite start in the same second.
-    socket = "aliyun-ota-spec-" .. tmp:match("([^/]+)$")
-    tmux_conf = tmp .. "/tmux.conf"
-    local f = assert(io.open(tmux_conf, "w"))
-    f:write("set -g history-limit 50000\nset -g status off\n")
-    f:close()
-    emu = helpers.start_emulator()
+    H:setup()
+    emu = H.emu
   end)
-
-  teardown(function()
-    if tmux_conf then tmux("kill-server") end
-    if emu then emu:stop() end
-    if tmp then os.execute("rm -rf " .. q(tmp)) end
-  end)
-
+  teardown(function() H:teardown() end)
   before_each(function() emu:reset() end)
 
   describe("piped", function()
@@ -349,6 +120,17 @@ describe("aliyun-ota", function()
       assert.truthy(lines[3]:match("^thermostat%-lobby%-01%s+SUCCEEDED%s+100%.00"))
     end)
 
+    it("fits the default table to COLUMNS when it is set, also piped", function()
+      local out, err, code = run({ "tasks", "demo-job" }, { COLUMNS = "80" })
+      assert.are.equal(0, code)
+      assert.are.equal("", err)
+      local lines = lines_of(out)
+      assert.are.equal(42, #lines)
+      assert.are.same({ "DeviceName", "TaskStatus", "Progress", "TaskDesc" },
+                      helpers.collect(lines[1]:gmatch("%S+")))
+      for _, line in ipairs(lines) do assert.is_true(width(line) <= 80, line) end
+    end)
+
     it("summarises demo-job: counts, bars, tasks in progress, failures by description", function()
       local out, err, code = run{ "summary", "demo-job" }
       assert.are.equal(0, code)
@@ -399,21 +181,38 @@ describe("aliyun-ota", function()
       { "an unknown field", { "tasks", "job-10", "--fields", "DeviceName,Colour" } },
       { "a non-positive interval", { "watch", "job-10", "--interval", "0" } },
       { "a bad timeout", { "--timeout", "soon", "summary", "job-10" } },
+      { "an empty JOB_ID", { "tasks", "" } },
+      { "an empty instance id", { "--instance", "", "tasks", "job-10" } },
+      { "a negative interval (not an option '-1')", { "watch", "job-10", "--interval", "-1" } },
+      { "a region the library refuses, given after the command", { "summary", "job-10", "--region", "CN_X" } },
+      { "jobs without --firmware", { "jobs" } },
+      { "a jobs --device without its product", { "jobs", "--firmware", "FW-x", "--device", "dev-1" } },
+      { "an API parameter without a value", { "call", "QueryOTAJob", "--JobId" } },
+      { "a list parameter with a gap", { "call", "ReupgradeOTATask", "--TaskId.1", "a", "--TaskId.3", "b" } },
+      { "help on an unknown command", { "help", "deploy" } },
+      { "an unknown shell", { "completion", "tcsh" } },
     }
     for _, case in ipairs(usage_cases) do
       it("is 2 with the usage for " .. case[1], function()
-        local out, err, code = run(case[2])
-        assert.are.equal(2, code)
-        assert.are.equal("", out)
-        assert.truthy(err:find("^Usage: aliyun%-ota"), err)
-        assert.truthy(err:find("\nError: "), err)
+        h.assert_usage(run(case[2]))
+        assert.are.same({}, emu:log())   -- nothing was sent
       end)
     end
 
-    it("is 0 for --help, with the usage on stdout", function()
+    it("is 0 for --help and help, each command's help listing the global options too", function()
       local out, _, code = run{ "tasks", "--help" }
       assert.are.equal(0, code)
       assert.truthy(out:find("^Usage: aliyun%-ota tasks"))
+      assert.truthy(out:find("\nGlobal options (before or after the command):\n", 1, true), out)
+      assert.truthy(out:find("\n   --profile <name>", 1, true), out)
+      local again, _, code2 = run{ "help", "tasks" }
+      assert.are.equal(0, code2)
+      assert.are.equal(out, again)
+      local top = run{ "help" }
+      assert.truthy(top:find("^Usage: aliyun%-ota "))
+      for _, command in ipairs({ "tasks", "summary", "watch", "jobs", "call", "help", "completion" }) do
+        assert.truthy(top:find("\n   " .. command .. " ", 1, true), command)
+      end
     end)
 
     it("is 1 with one line (code, message, RequestId, no secret) for a wrong secret", function()
@@ -439,11 +238,14 @@ describe("aliyun-ota", function()
       assert.truthy(assert_one_error_line(out, err):find("SDK.MissingCredentials", 1, true))
     end)
 
-    it("is 1 for a profile the library cannot use", function()
-      local out, err, code = run{ "--profile", "no-such-profile", "tasks", "demo-job" }
-      assert.are.equal(1, code)
-      local line = assert_one_error_line(out, err)
-      assert.truthy(line:lower():find("profile", 1, true), line)
+    it("is 1 for a profile the library cannot use, -p or --profile, before or after the command", function()
+      for _, argv in ipairs({ { "--profile", "no-such-profile", "tasks", "demo-job" },
+                              { "tasks", "demo-job", "-p", "no-such-profile" } }) do
+        local out, err, code = run(argv)
+        assert.are.equal(1, code)
+        local line = assert_one_error_line(out, err)
+        assert.truthy(line:find('profile "no-such-profile" not found', 1, true), line)
+      end
     end)
 
     it("is 1 when nothing listens at the endpoint", function()
@@ -463,7 +265,8 @@ describe("aliyun-ota", function()
   describe("in a terminal", function()
     it("shows a progress line while listing, then leaves only the aligned table", function()
       emu:faults{ latency_ms = 30 }
-      local pane = start_pane{ "tasks", "job-3000" }
+      -- 175 columns: every default field at its own width, none grown or cut.
+      local pane = start_pane({ "tasks", "job-3000" }, nil, { width = 175 })
       local progress = "\npage %d+ · %d+/3000 tasks"
       assert.truthy(pane:wait_for(function(s) return s:find(progress) end), "no progress line")
       assert.truthy(pane:wait_for(function(s) return s:find(progress .. " · %d+/s · ETA %d") end),
@@ -491,6 +294,67 @@ describe("aliyun-ota", function()
       assert.are.equal(90, chinese)      -- 450 FAILED tasks, every fifth description
       assert.are.equal(90, truncated)
       assert.truthy(last:find("job-3000-T0003000", 1, true))
+    end)
+
+    -- The lines of the pane's whole history, joined where they wrapped,
+    -- without the empty rows below the last; and the widest of them.
+    local function written(pane)
+      local lines = lines_of(pane:history())
+      while #lines > 0 and lines[#lines] == "" do lines[#lines] = nil end
+      return lines
+    end
+    local function widest(pane)
+      local most = 0
+      for _, line in ipairs(written(pane)) do most = math.max(most, width(line)) end
+      return most
+    end
+
+    for _, case in ipairs({
+      { 80, { "DeviceName", "TaskStatus", "Progress", "TaskDesc" } },
+      { 120, { "DeviceName", "TaskStatus", "Progress", "TaskDesc", "UtcModified" } },
+    }) do
+      local columns, header = case[1], case[2]
+      it("fits the default table to a terminal " .. columns .. " columns wide", function()
+        local pane = start_pane({ "tasks", "demo-job" }, nil, { width = columns })
+        assert.are.equal(0, pane:status())
+        local lines = written(pane)
+        assert.are.same(header, helpers.collect(lines[1]:gmatch("%S+")))
+        assert.are.equal(42, #lines)
+        assert.is_true(widest(pane) <= columns, "a line is wider than the pane: " .. widest(pane))
+        -- A description cut to fit ends with the ellipsis.
+        assert.truthy(pane:history():find("device offline, upgrade timed out", 1, true) or
+                      pane:history():find("…", 1, true))
+      end)
+    end
+
+    it("shows every field asked for, however wide, and fits jobs too", function()
+      local pane = start_pane({ "tasks", "demo-job", "--fields", "DeviceName,TaskId,UtcCreate,IotId" }, nil,
+                              { width = 80 })
+      assert.are.equal(0, pane:status())
+      assert.are.same({ "DeviceName", "TaskId", "UtcCreate", "IotId" },
+                      helpers.collect(lines_of(pane:history())[1]:gmatch("%S+")))
+      pane = start_pane({ "jobs", "--firmware", "FW-EmuSensor-1.1.0" }, nil, { width = 80 })
+      assert.are.equal(0, pane:status())
+      assert.are.equal(102, #written(pane))
+      assert.is_true(widest(pane) <= 80)
+    end)
+
+    it("completes commands and options in bash from `aliyun-ota completion bash`", function()
+      -- An interactive bash with the checkout's bin/ on PATH: the launcher
+      -- finds the library beside itself, no LUA_PATH needed.
+      local pane = H:pane("env -u LUA_PATH -u LUA_CPATH PATH=" .. h.q(H.cwd .. "/bin:" .. os.getenv("PATH"))
+        .. " PS1='$ ' HOME=" .. h.q(H.tmp) .. " bash --norc --noprofile -i", { width = 100 })
+      pane:keys(h.q("source <(aliyun-ota completion bash); complete -p aliyun-ota") .. " Enter")
+      assert.truthy(pane:wait_for(function(s) return s:find("%-F _aliyun%-ota aliyun%-ota\n") end),
+                    "the completion was not loaded: " .. pane:screen())
+      pane:keys(h.q("aliyun-ota ta") .. " Tab")
+      assert.truthy(pane:wait_for(function(s) return s:find("%$ aliyun%-ota tasks \n") end),
+                    "no completion of 'ta': " .. pane:screen())
+      pane:keys(h.q("--out") .. " Tab")
+      assert.truthy(pane:wait_for(function(s) return s:find("aliyun%-ota tasks %-%-output \n") end),
+                    "no completion of '--out': " .. pane:screen())
+      pane:keys("C-u " .. h.q("exit") .. " Enter")
+      assert.are.equal(0, pane:status(10))
     end)
 
     it("watch: Ctrl-C during the wait exits 130 at once, without a traceback", function()

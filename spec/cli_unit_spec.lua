@@ -1,164 +1,19 @@
--- The modules of aliyun-ota (aliyun.iot.cli) in-process: text width, the
--- four writers line by line, argument parsing, the progress line, and
--- cli.main against the bundled emulator with its stdout and stderr captured.
--- (spec/cli_spec.lua runs bin/aliyun-ota itself, piped and in a terminal.)
+-- aliyun-ota in-process: argument parsing, and cli.main against the bundled
+-- emulator with its stdout and stderr captured. (spec/cli_spec.lua and
+-- spec/cli_commands_spec.lua run bin/aliyun-ota itself; spec/cli_text_spec.lua
+-- the writers, widths and the progress line.)
 local helpers = require("helpers")
+local h = require("cli_helpers")
 local cjson = require("cjson")
-local iot = require("aliyun.iot")
 local cli = require("aliyun.iot.cli")
 local args = require("aliyun.iot.cli.args")
 local fields = require("aliyun.iot.cli.fields")
-local progress = require("aliyun.iot.cli.progress")
-local summary = require("aliyun.iot.cli.summary")
-local text = require("aliyun.iot.cli.width")
-local writers = require("aliyun.iot.cli.writers")
 local errors = require("aliyun.iot.errors")
 local core = require("aliyun.iot.core")
 local jobs = helpers.jobs
 
--- An output handle keeping what is written; fail = "message" makes every
--- write fail the way a Lua file reports it.
-local function buffer(fail)
-  local b = { parts = {} }
-  function b.write(self, ...)
-    if fail then return nil, fail end
-    for i = 1, select("#", ...) do self.parts[#self.parts + 1] = tostring((select(i, ...))) end
-    return self
-  end
-  function b.flush(self) return self end
-  function b.text(self) return table.concat(self.parts) end
-  return b
-end
-
--- The lines of s, each ended by "\n".
-local function lines_of(s) return helpers.collect(s:gmatch("([^\n]*)\n")) end
-
+local buffer, lines_of = h.buffer, h.lines_of
 local function sp(n) return string.rep(" ", n) end
-
--- Sample tasks: plain ASCII, a Chinese description (two columns a
--- character), one to be cut, quotes and a line break, a field missing.
-local TASKS = {
-  { DeviceName = "thermostat-lobby-01", TaskStatus = "SUCCEEDED", Progress = "100.00",
-    TaskDesc = "", TaskId = "demo-job-T0000001" },
-  { DeviceName = "hvac_ctrl.north", TaskStatus = "FAILED", Progress = "0.00",
-    TaskDesc = "下载失败：固件校验错误", TaskId = "demo-job-T0000009" },
-  { DeviceName = "gw/floor1", TaskStatus = "FAILED", Progress = "0.00",
-    TaskDesc = "升级超时，请稍后重试：设备离线超过三十分钟", TaskId = "demo-job-T0000010" },
-  { DeviceName = "sensor-co2-102", TaskStatus = "IN_PROGRESS", Progress = "16.80",
-    TaskDesc = 'say "retry",\nthen wait', TaskId = "demo-job-T0000022" },
-}
-local FIELDS = { "DeviceName", "TaskStatus", "Progress", "TaskDesc", "Timeout" }
-
--- Everything one writer writes for TASKS.
-local function write_all(format, ellipsis)
-  local out = buffer()
-  local w = writers.new(format, FIELDS, function(...) out:write(...) end, ellipsis)
-  w.header()
-  for _, t in ipairs(TASKS) do w.task(t) end
-  w.finish()
-  return out:text()
-end
-
-describe("cli width", function()
-  it("counts display columns: wide characters two, combining marks none", function()
-    assert.are.equal(5, text.width("hello"))
-    assert.are.equal(8, text.width("下载失败"))
-    assert.are.equal(4, text.width("ＡＢ"))            -- fullwidth forms
-    assert.are.equal(1, text.width("e\204\129"))      -- e + U+0301 combining acute
-    assert.are.equal(2, text.width("😀"))
-    assert.are.equal(1, text.width("…"))
-  end)
-
-  it("makes values printable: control characters a space, bad UTF-8 a question mark", function()
-    assert.are.equal("a b c", text.printable("a\nb\tc"))
-    assert.are.equal("x [31m", text.printable("x\27[31m"))
-    assert.are.equal("a b", text.printable("a\194\133b"))   -- C1 NEL
-    assert.are.equal("ab?", text.printable("ab\255"))
-    assert.are.equal("", text.printable(nil))
-    assert.are.equal("42", text.printable(42))
-    assert.is_false(text.valid_utf8("\237\160\128"))   -- a surrogate
-    assert.is_false(text.valid_utf8("\192\128"))       -- overlong
-    assert.is_true(text.valid_utf8("下载"))
-  end)
-
-  it("fits text to a width, cutting whole characters before the ellipsis", function()
-    assert.are.same({ "short", 5 }, { text.fit("short", 10, "…") })
-    assert.are.same({ "abcdefg…", 8 }, { text.fit("abcdefghij", 8, "…") })
-    assert.are.same({ "abcde...", 8 }, { text.fit("abcdefghij", 8) })
-    -- 3 columns left for "下载失败": one wide character fits, the next would not.
-    assert.are.same({ "下…", 3 }, { text.fit("下载失败", 4, "…") })
-    assert.are.same({ "下载…", 5 }, { text.fit("下载失败", 5, "…") })
-  end)
-
-  it("pads cells to exactly their width, left or right aligned", function()
-    assert.are.equal("ab   ", text.cell("ab", 5))
-    assert.are.equal("   ab", text.cell("ab", 5, true))
-    assert.are.equal("下载 ", text.cell("下载", 5))
-    assert.are.equal("下载…", text.cell("下载失败", 5, false, "…"))
-  end)
-end)
-
-describe("cli writers", function()
-  it("csv: RFC 4180 records, CRLF, quoted where needed, absent fields empty", function()
-    assert.are.equal(table.concat({
-      "DeviceName,TaskStatus,Progress,TaskDesc,Timeout\r\n",
-      "thermostat-lobby-01,SUCCEEDED,100.00,,\r\n",
-      "hvac_ctrl.north,FAILED,0.00,下载失败：固件校验错误,\r\n",
-      "gw/floor1,FAILED,0.00,升级超时，请稍后重试：设备离线超过三十分钟,\r\n",
-      'sensor-co2-102,IN_PROGRESS,16.80,"say ""retry"",\nthen wait",\r\n',
-    }), write_all("csv"))
-  end)
-
-  it("jsonl: one object per line, keys in --fields order, absent fields null, / unescaped", function()
-    assert.are.same({
-      '{"DeviceName":"thermostat-lobby-01","TaskStatus":"SUCCEEDED","Progress":"100.00",'
-        .. '"TaskDesc":"","Timeout":null}',
-      '{"DeviceName":"hvac_ctrl.north","TaskStatus":"FAILED","Progress":"0.00",'
-        .. '"TaskDesc":"下载失败：固件校验错误","Timeout":null}',
-      '{"DeviceName":"gw/floor1","TaskStatus":"FAILED","Progress":"0.00",'
-        .. '"TaskDesc":"升级超时，请稍后重试：设备离线超过三十分钟","Timeout":null}',
-      '{"DeviceName":"sensor-co2-102","TaskStatus":"IN_PROGRESS","Progress":"16.80",'
-        .. '"TaskDesc":"say \\"retry\\",\\nthen wait","Timeout":null}',
-    }, lines_of(write_all("jsonl")))
-  end)
-
-  it("json: one array written element by element; empty is []", function()
-    local out = write_all("json")
-    local lines = lines_of(out)
-    assert.are.equal(6, #lines)
-    assert.are.equal("[", lines[1])
-    assert.are.equal("]", lines[6])
-    for i = 2, 4 do assert.are.equal(",", lines[i]:sub(-1)) end
-    local doc = cjson.decode(out)
-    assert.are.equal("下载失败：固件校验错误", doc[2].TaskDesc)
-    assert.are.equal(cjson.null, doc[4].Timeout)
-    local empty = buffer()
-    local w = writers.new("json", FIELDS, function(...) empty:write(...) end)
-    w.header(); w.finish()
-    assert.are.equal("[]\n", empty:text())
-  end)
-
-  it("table: columns by display width, wide text cut with the ellipsis, no trailing blanks", function()
-    -- DeviceName 32, TaskStatus 11, Progress 8 (its header), TaskDesc 36, Timeout 7; two blanks between.
-    assert.are.same({
-      "DeviceName" .. sp(22) .. "  TaskStatus   Progress  TaskDesc" .. sp(28) .. "  Timeout",
-      string.rep("-", 32) .. "  " .. string.rep("-", 11) .. "  " .. string.rep("-", 8) .. "  "
-        .. string.rep("-", 36) .. "  " .. string.rep("-", 7),
-      "thermostat-lobby-01" .. sp(13) .. "  SUCCEEDED      100.00",
-      "hvac_ctrl.north" .. sp(17) .. "  FAILED           0.00  下载失败：固件校验错误",
-      -- 42 columns of Chinese into 36: 17 characters (34 columns) and "…".
-      "gw/floor1" .. sp(23) .. "  FAILED           0.00  升级超时，请稍后重试：设备离线超过…",
-      -- The line break shown as a space, so the row stays one line.
-      "sensor-co2-102" .. sp(18) .. "  IN_PROGRESS     16.80  say \"retry\", then wait",
-    }, lines_of(write_all("table", "…")))
-  end)
-
-  it("table: the same cut outside a UTF-8 locale ends with ...", function()
-    local lines = lines_of(write_all("table", "..."))
-    -- 16 characters (32 columns) and "...", 3 more columns.
-    assert.are.equal("gw/floor1" .. sp(23) .. "  FAILED           0.00  升级超时，请稍后重试：设备离线超...", lines[5])
-  end)
-end)
 
 describe("cli args", function()
   it("parses a tasks command: defaults, statuses upper-cased, fields in the API's spelling", function()
@@ -187,6 +42,22 @@ describe("cli args", function()
       "--interval must be a positive number of seconds, got '0'" },
     { { "--timeout", "soon", "summary", "job-10" }, "^Usage: aliyun%-ota ",
       "--timeout must be a positive number of seconds, got 'soon'" },
+    { { "watch", "job-10", "--interval", "-1" }, "^Usage: aliyun%-ota watch",
+      "--interval must be a positive number of seconds, got '-1'" },
+    { { "summary", "job-10", "--timeout", "-.5" }, "^Usage: aliyun%-ota summary",
+      "--timeout must be a positive number of seconds, got '-.5'" },
+    { { "tasks", "" }, "^Usage: aliyun%-ota tasks", "JOB_ID must not be empty" },
+    { { "--instance", "", "tasks", "j" }, "^Usage: aliyun%-ota ", "--instance must not be empty" },
+    { { "tasks", "j", "-p", "" }, "^Usage: aliyun%-ota tasks", "--profile must not be empty" },
+    { { "tasks", "j", "--output", "cols=TaskId", "--fields", "TaskId" }, "^Usage: aliyun%-ota tasks",
+      "--output cols=... and --fields both name the fields" },
+    { { "jobs", "--firmware", "f", "--device", "nobody" }, "^Usage: aliyun%-ota jobs",
+      "--device must be PRODUCT_KEY/DEVICE_NAME, got 'nobody'" },
+    { { "jobs" }, "^Usage: aliyun%-ota jobs", "missing option '--firmware'" },
+    { { "call", "queryOTAJob" }, "^Usage: aliyun%-ota call", "ACTION must be an API name such as QueryOTAJob" },
+    { { "call", "QueryOTAJob", "--JobId" }, "^Usage: aliyun%-ota call", "--JobId needs a value" },
+    { { "call", "--JobId", "x", "QueryOTAJob" }, "^Usage: aliyun%-ota call", "unknown option '--JobId'" },
+    { { "completion", "tcsh" }, "^Usage: aliyun%-ota completion", "argument 'shell' must be one of" },
   }
   for _, case in ipairs(usage_cases) do
     local argv, usage, message = case[1], case[2], case[3]
@@ -205,6 +76,53 @@ describe("cli args", function()
     end)
   end
 
+  it("takes the global options before or after the command, -p for --profile; after wins", function()
+    local a = assert(args.parse{ "-p", "before", "--region", "cn-hangzhou", "tasks", "j", "--region", "cn-shanghai",
+                                 "--rate-limit", "off", "--retries", "0" })
+    assert.are.equal("before", a.profile)
+    assert.are.equal("cn-shanghai", a.region)
+    assert.is_false(a.rate_limit)
+    assert.are.equal(0, a.retries)
+    a = assert(args.parse{ "summary", "j", "-p", "after" })
+    assert.are.equal("after", a.profile)
+    for key in pairs(a) do assert.is_nil(key:find("^after_command_"), key) end
+  end)
+
+  it("takes --endpoint as a bare host (HTTPS) or a URL, --output cols= as a table of fields", function()
+    assert.are.equal("https://iot.cn-shanghai.aliyuncs.com",
+                     assert(args.parse{ "--endpoint", "iot.cn-shanghai.aliyuncs.com", "summary", "j" }).endpoint)
+    local function endpoint(e) return assert(args.parse{ "summary", "j", "--endpoint", e }).endpoint end
+    assert.are.equal("https://127.0.0.1:8443", endpoint("127.0.0.1:8443"))
+    assert.are.equal("http://127.0.0.1:1", endpoint("http://127.0.0.1:1"))
+    local a = assert(args.parse{ "tasks", "j", "--output", "cols=taskid,TaskStatus" })
+    assert.are.equal("table", a.output)
+    assert.are.same({ "TaskId", "TaskStatus" }, a.fields)
+  end)
+
+  it("hands call its API parameters as Name=VALUE, values that look like options included", function()
+    local a = assert(args.parse{ "call", "ListOTATaskByJob", "--JobId", "j", "--PageSize=-1", "--TaskId", "--x",
+                                 "--dry-run", "--region", "cn-shanghai" })
+    assert.are.equal("ListOTATaskByJob", a.action)
+    assert.are.same({ "JobId=j", "PageSize=-1", "TaskId=--x" }, a.params)
+    assert.is_true(a.dry_run)
+    assert.are.equal("cn-shanghai", a.region)
+  end)
+
+  it("--version writes what it is given; completion scripts name every command", function()
+    for _, argv in ipairs({ { "--version" }, { "tasks", "--version" } }) do
+      local a, outcome = args.parse(argv, { version = function() return "v\n" end })
+      assert.is_nil(a)
+      assert.are.same({ 0, "stdout", "v\n" }, { outcome.status, outcome.stream, outcome.text })
+    end
+    local bash, zsh = args.completion("bash"), args.completion("zsh")
+    assert.truthy(bash:find("\ncomplete %-F _aliyun%-ota %-o bashdefault %-o default aliyun%-ota\n"), bash)
+    assert.truthy(zsh:find("^#compdef aliyun%-ota\n"), zsh)
+    for _, command in ipairs({ "tasks", "summary", "watch", "jobs", "call", "help", "completion" }) do
+      assert.truthy(bash:find("\n%s+" .. command .. "%)\n"), command)
+      assert.truthy(zsh:find('"' .. command .. ":", 1, true), command)
+    end
+  end)
+
   it("gives status 0 and the help on stdout for --help, without exiting", function()
     local a, outcome = args.parse{ "tasks", "--help" }
     assert.is_nil(a)
@@ -219,78 +137,12 @@ describe("cli args", function()
   end)
 end)
 
-describe("cli progress", function()
-  it("draws the part, page, tasks of Total in place, only while more follows", function()
-    local err, out = buffer(), buffer()
-    local now = 1000
-    local p = progress.new{ enabled = true, sep = " · ", stderr = err, stdout = out,
-                            clock = function() return now end }
-    p.part("[FAILED 1/2]", true)
-    p.page({ CurrentPage = 1, Total = 250, tasks = { {}, {} } }, true)
-    assert.are.equal("\r\27[K[FAILED 1/2] · page 1 · 2/250 tasks", err:text())
-    now = 1002
-    p.clear()
-    p.page({ CurrentPage = 2, Total = 250, tasks = { {}, {} } }, true)
-    assert.are.equal("\r\27[K[FAILED 1/2] · page 1 · 2/250 tasks\r\27[K"
-      .. "\r\27[K[FAILED 1/2] · page 2 · 4/250 tasks · 2/s · ETA 2m03s", err:text())
-    local before = #err:text()
-    p.clear()
-    p.page({ CurrentPage = 3, Total = 250, tasks = {} }, false)   -- the last page: nothing drawn
-    assert.are.equal(before + #"\r\27[K", #err:text())
-    assert.is_false(p.shown)
-  end)
-
-  it("formats durations", function()
-    assert.are.equal("42s", progress.duration(42))
-    assert.are.equal("3m07s", progress.duration(187))
-    assert.are.equal("2h05m", progress.duration(2 * 3600 + 5 * 60 + 10))
-  end)
-end)
-
-describe("cli summary", function()
-  it("draws bars with eighths in Unicode, # otherwise, a sliver for any non-zero value", function()
-    assert.are.equal("████▌     ", summary.bar(0.45, 10, true))
-    assert.are.equal("▏         ", summary.bar(0.001, 10, true))
-    assert.are.equal("#####.....", summary.bar(0.45, 10, false, "."))
-    assert.are.equal("#         ", summary.bar(0.001, 10, false))
-  end)
-end)
-
 describe("cli.main", function()
   local emu, client
   helpers.use_emulator(function(e, c) emu, client = e, c end)
 
-  -- main's client factory: the options main builds, plus the emulator
-  -- account's keys; `wrap(client)` may stand in front of the client.
-  local function new_client(wrap)
-    return function(opts)
-      opts.access_key_id = helpers.ak.access_key_id
-      opts.access_key_secret = helpers.ak.access_key_secret
-      opts.max_retries, opts.rate_limit = 0, false
-      local c, err = iot.new(opts)
-      if c and wrap then return wrap(c) end
-      return c, err
-    end
-  end
-
-  -- Run main in-process: status, stdout, stderr. env fields override.
-  local function main(argv, env)
-    local out, err = buffer(), buffer()
-    local full = { "--endpoint", emu.url, "--region", "cn-shanghai" }
-    for _, a in ipairs(argv) do full[#full + 1] = a end
-    local e = {
-      stdout = out, stderr = err,
-      getenv = function(name) if name == "LANG" then return "C.UTF-8" end end,
-      isatty = function() return false end,
-      sleep = function() return false end,
-      new_client = new_client(),
-    }
-    for k, v in pairs(env or {}) do e[k] = v end
-    local status = cli.main(full, e)
-    helpers.assert_no_secret(out:text())
-    helpers.assert_no_secret(err:text())
-    return status, out:text(), err:text()
-  end
+  local new_client = h.new_client
+  local function main(argv, env) return h.main(emu, argv, env) end
 
   local function decode_lines(s)
     local rows = {}
@@ -306,7 +158,7 @@ describe("cli.main", function()
     assert.are.equal(250, #rows)
     for i, row in ipairs(rows) do
       local want = jobs.task("job-250", i)
-      for _, f in ipairs(fields.DEFAULT) do
+      for _, f in ipairs(fields.tasks.DEFAULT) do
         assert.are.equal(want[f], row[f], f .. " of task " .. i)
       end
     end

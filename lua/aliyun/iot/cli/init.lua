@@ -14,9 +14,12 @@
 --   stdout, stderr   handles with :write(...) and :flush()   (io.stdout, io.stderr)
 --   getenv           function(name) -> value                 (os.getenv)
 --   isatty           function(fd) -> boolean                 (terminal.isatty)
+--   columns          function(getenv, stdout_tty) -> width or nil (terminal.columns)
 --   sleep            function(seconds) -> false if interrupted (terminal.sleep)
 --   new_client       function(opts) -> client or nil, err    (iot.new)
+--   launcher         what bin/aliyun-ota found: { tree, rock } (for --version)
 local iot = require("aliyun.iot")
+local about = require("aliyun.iot.cli.about")
 local args = require("aliyun.iot.cli.args")
 local exit = require("aliyun.iot.cli.exit")
 local output = require("aliyun.iot.cli.output")
@@ -26,10 +29,16 @@ local type, tostring, ipairs, pcall, xpcall, error = type, tostring, ipairs, pca
 
 local cli = { EXIT = exit }
 
+-- Each command: run(client, args, ctx) -> status, or for the ones that need
+-- no client (no_client) run(args, ctx) -> status.
 local COMMANDS = {
-  tasks = require("aliyun.iot.cli.tasks").run,
-  summary = require("aliyun.iot.cli.summary").run,
-  watch = require("aliyun.iot.cli.watch").run,
+  tasks = { run = require("aliyun.iot.cli.tasks").run },
+  summary = { run = require("aliyun.iot.cli.summary").run },
+  watch = { run = require("aliyun.iot.cli.watch").run },
+  jobs = { run = require("aliyun.iot.cli.jobs").run },
+  call = { run = require("aliyun.iot.cli.call").run },
+  help = { no_client = true, run = function(a, ctx) ctx.out(args.help(a.topic)); return exit.OK end },
+  completion = { no_client = true, run = function(a, ctx) ctx.out(args.completion(a.shell)); return exit.OK end },
 }
 
 -- Environment variables whose values never appear in our output, even should
@@ -61,15 +70,19 @@ end
 
 -- Parse, make the client, run the command; returns the exit status.
 local function run(argv, env, ctx)
-  local a, outcome = args.parse(argv)
+  local a, outcome = args.parse(argv, { version = function() return about.version_text(env.launcher) end })
   if not a then
     ctx[outcome.stream]:write(outcome.text)
     return outcome.status
   end
+  ctx.usage_text = a.usage_text
+  local command = COMMANDS[a.command]
+  if command.no_client then return command.run(a, ctx) end
   local isatty = env.isatty or terminal.isatty
   ctx.stdout_tty, ctx.stderr_tty = isatty(1), isatty(2)
   ctx.unicode = terminal.utf8_locale(ctx.getenv)
   ctx.ellipsis = ctx.unicode and "…" or "..."
+  ctx.columns = function() return (env.columns or terminal.columns)(ctx.getenv, ctx.stdout_tty) end
 
   local opts = {
     region = a.region, endpoint = a.endpoint, iot_instance_id = a.instance,
@@ -81,7 +94,7 @@ local function run(argv, env, ctx)
   local client, err = (env.new_client or iot.new)(opts)
   if not client then error(err, 0) end
 
-  local ok, result = pcall(COMMANDS[a.command], client, a, ctx)
+  local ok, result = pcall(command.run, client, a, ctx)
   client:close()
   if not ok then error(result, 0) end
   return result
@@ -113,6 +126,12 @@ function cli.main(argv, env)
   if ok then return result end
   if cli.is_interrupt(result) or cli.is_broken_pipe(result) then error(result, 0) end
   if output.is_error(result) then return fail(tostring(result)) end
+  -- A value the library refused before sending anything (a region that is
+  -- not one, a parameter of `call`) is a usage error like any other.
+  if type(result) == "table" and result.code == iot.codes.INVALID_ARGUMENT and ctx.usage_text then
+    ctx.stderr:write(ctx.usage_text, "\n\nError: ", ctx.one_line(result.message), "\n")
+    return exit.USAGE
+  end
   if type(result) == "table" and result.code then return fail(ctx.one_line(result)) end
   if getenv("ALIYUN_OTA_DEBUG") then ctx.stderr:write(trace or tostring(result), "\n") end
   return fail("internal error: " .. ctx.one_line(result))

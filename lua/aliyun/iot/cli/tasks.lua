@@ -2,8 +2,8 @@
 -- table, JSON, JSON lines or CSV, written page by page as the pages arrive.
 local exit = require("aliyun.iot.cli.exit")
 local fields = require("aliyun.iot.cli.fields")
+local layout = require("aliyun.iot.cli.layout")
 local listing = require("aliyun.iot.cli.listing")
-local writers = require("aliyun.iot.cli.writers")
 
 local ipairs = ipairs
 
@@ -20,18 +20,8 @@ end
 
 --- The command. Returns 0; raises the library's error object.
 function tasks.run(client, args, ctx)
-  local w = writers.new(args.output, args.fields or fields.DEFAULT, ctx.out, ctx.ellipsis)
-  -- The header goes out with the first page, so a listing that fails at once
-  -- leaves stdout empty rather than holding half a document.
-  local started = false
-  local function start()
-    if not started then w.header(); started = true end
-  end
-  listing.each_page(client, args.job_id, ctx, distinct(args.status), distinct(args.device), function(list)
-    start()
-    for i = 1, #list do w.task(list[i]) end
-  end)
-  start()
+  local w = layout.writer(fields.tasks, args, ctx)
+  listing.each_page(client, args.job_id, ctx, distinct(args.status), distinct(args.device), w.records)
   w.finish()
   return exit.OK
 end

@@ -1,6 +1,6 @@
 --- aliyun-ota: facts about the terminal and the process, without a C module:
--- is a descriptor a terminal, does the locale draw UTF-8, and an
--- interruptible sleep. Works with both os.execute conventions (5.1/LuaJIT
+-- is a descriptor a terminal, how wide is it, does the locale draw UTF-8,
+-- and an interruptible sleep. Works with both os.execute conventions (5.1/LuaJIT
 -- and 5.2+).
 
 local exit = require("aliyun.iot.cli.exit")
@@ -29,6 +29,30 @@ local execute = terminal.execute
 -- 12 ships 0.2.)
 function terminal.isatty(fd)
   return execute("test -t " .. fd) == true
+end
+
+-- The first line a shell command writes, or nil.
+local function first_line(cmd)
+  local f = io.popen(cmd)
+  if not f then return nil end
+  local line = f:read("*l")
+  f:close()
+  return line
+end
+
+--- Columns of the terminal a table is written to: COLUMNS when set (also
+-- when piped: the user asked for it), else, when stdout is a terminal (`tty`),
+-- what the terminal says (stty size on /dev/tty, then tput cols); nil when
+-- unknown or not a terminal. `getenv` defaults to os.getenv.
+function terminal.columns(getenv, tty)
+  local n = tonumber((getenv or os.getenv)("COLUMNS") or "")
+  if n and n >= 1 and n == floor(n) then return n end
+  if not tty then return nil end
+  n = tonumber((first_line("stty size </dev/tty 2>/dev/null") or ""):match("^%d+ (%d+)$"))
+  if n and n >= 1 then return n end
+  n = tonumber(first_line("tput cols 2>/dev/null") or "")
+  if n and n >= 1 then return n end
+  return nil
 end
 
 --- Block characters and the ellipsis need a UTF-8 terminal; the locale is the

@@ -1,24 +1,26 @@
---- aliyun-ota: the four output formats of `tasks`, each written a task at a
--- time as the pages arrive (nothing is kept, so memory stays flat).
+--- aliyun-ota: the four output formats of `tasks` and `jobs`, each written a
+-- record at a time as the pages arrive (nothing is kept, so memory stays flat).
 --
---   local w = writers.new("csv", { "TaskId", "TaskDesc" }, out, ellipsis)
+--   local w = writers.new("csv", { "TaskId", "TaskDesc" }, out, opts)
 --   w.header(); w.task(t) ...; w.finish()
 --
--- `out(...)` writes text (see output.lua); `ellipsis` ends a cut table cell
--- ("…" in a UTF-8 locale, "..." otherwise).
---   table  aligned by display width, column widths from fields.WIDTH
+-- `out(...)` writes text (see output.lua). opts (all optional): ellipsis ends
+-- a cut table cell ("…" in a UTF-8 locale, "..." by default), widths the
+-- table's column widths (a list parallel to the fields: layout.lua), right
+-- the set of right-aligned fields.
+--   table  aligned by display width
 --   json   one document, an array written element by element
 --   jsonl  one object per line
 --   csv    RFC 4180: a header record, CRLF, quoted where needed
 -- JSON keys and CSV columns follow `fields`; an absent field is null (empty
 -- in CSV).
-local fields_of = require("aliyun.iot.cli.fields")
 local text = require("aliyun.iot.cli.width")
 local cjson = require("cjson").new()
 
 local concat, rep = table.concat, string.rep
 local ipairs, tostring, max = ipairs, tostring, math.max
 local printable, cell, width = text.printable, text.cell, text.width
+local NONE = {}
 
 local writers = {}
 
@@ -72,12 +74,10 @@ end
 
 local makers = {}
 
-function makers.table(fields, out, ellipsis)
-  local widths = {}
-  for i, f in ipairs(fields) do
-    widths[i] = max(fields_of.WIDTH[f] or fields_of.DEFAULT_WIDTH, width(f))
-  end
-  local right = fields_of.RIGHT_ALIGNED
+function makers.table(fields, out, opts)
+  local widths, right, ellipsis = {}, opts.right or NONE, opts.ellipsis
+  -- Never narrower than the header; 24 where no width is given.
+  for i, f in ipairs(fields) do widths[i] = max((opts.widths or NONE)[i] or 24, width(f)) end
   local function line(values)
     local cells = {}
     for i, f in ipairs(fields) do cells[i] = cell(printable(values[i]), widths[i], right[f], ellipsis) end
@@ -131,10 +131,10 @@ function writers.is_format(name)
 end
 
 --- A writer of format `name` for `fields`, writing through `out`.
-function writers.new(name, fields, out, ellipsis)
+function writers.new(name, fields, out, opts)
   local make = makers[name]
   if not make then error("unknown output format '" .. tostring(name) .. "'", 2) end
-  return make(fields, out, ellipsis)
+  return make(fields, out, opts or NONE)
 end
 
 return writers
