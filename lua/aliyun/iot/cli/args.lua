@@ -41,6 +41,7 @@ local function new_parser(opts)
   local takes_value, commands, own = {}, {}, {}
   local function option_of(p, names, description, argname)
     for name in names:gmatch("%S+") do takes_value[name] = true end
+    if names == "--profile" then takes_value["-p"] = true end
     local o = p:option(names, description):argname(argname)
     own[p][#own[p] + 1] = o
     return o
@@ -72,8 +73,10 @@ local function new_parser(opts)
     end
     global(p, "--region", "Region id such as cn-shanghai (default: the profile's, then ALIBABA_CLOUD_REGION_ID).",
            "<id>"):convert(convert.nonempty("--region"))
-    global(p, "-p --profile", "Credentials profile (of the aliyun CLI's config or ~/.alibabacloud/credentials).",
-           "<name>"):convert(convert.nonempty("--profile"))
+    -- -p is shown in the description: argparse draws an option with two names
+    -- on two lines, which help2man takes for two options.
+    global(p, "--profile", "Credentials profile, of the aliyun CLI's config or ~/.alibabacloud/credentials "
+      .. "(also -p <name>).", "<name>"):hidden_name("-p"):convert(convert.nonempty("--profile"))
     global(p, "--endpoint", "Endpoint: a host, as the aliyun CLI takes it (iot.cn-shanghai.aliyuncs.com, "
       .. "HTTPS), or a URL http(s)://host[:port].", "<host>"):convert(convert.endpoint)
     global(p, "--instance", "IoT instance id, for an enterprise instance (default: ALIYUN_IOT_INSTANCE_ID).",
@@ -110,8 +113,9 @@ local function new_parser(opts)
   local root = with_help(argparse("aliyun-ota",
     "Watch and export the device tasks of Alibaba Cloud IoT OTA jobs, and call any Iot API."))
     :help_max_width(80)
+    :usage("Usage: aliyun-ota [-h] [--version] [global options] <command> ...")
     :epilog("Credentials come from the library's chain: ALIBABA_CLOUD_ACCESS_KEY_ID and\n"
-      .. "ALIBABA_CLOUD_ACCESS_KEY_SECRET (plus ALIBABA_CLOUD_SECURITY_TOKEN for STS), or --profile.\n"
+      .. "ALIBABA_CLOUD_ACCESS_KEY_SECRET (plus ALIBABA_CLOUD_SECURITY_TOKEN for STS), or --profile.\n\n"
       .. "Exit status: 0 ok, 1 API or network error, 2 usage error, 130 interrupted.")
   commands.root = root
   root:command_target("command")
