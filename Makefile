@@ -3,6 +3,7 @@
 #   make test   install what is missing, build, run every test suite
 #   make bench  benchmarks (not part of make test), written to bench/RESULTS.md
 #   make demo-openresty   the rollout dashboard (examples/openresty) against the emulator
+#   make dist   the source rock; make man   the man page and completion scripts in build/
 # Each target first installs missing Debian packages (scripts/ensure-debian-packages).
 
 LUA_VERSION ?= 5.4
@@ -17,7 +18,7 @@ DEB_PACKAGES := gcc make cmake pkg-config curl ca-certificates \
 # luajit2/libluajit2-5.1-dev is OpenResty's LuaJIT, the one nginx's Lua module links;
 # Debian's luajit/libluajit-5.1-dev conflict with it.
 OPENRESTY_PACKAGES := luajit2 libluajit2-5.1-dev
-TEST_PACKAGES := lua-busted lua-check luarocks lua-socket tmux \
+TEST_PACKAGES := lua-busted lua-check $(DIST_PACKAGES) lua-socket tmux \
 	clang libclang-rt-14-dev llvm valgrind \
 	lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
 	$(OPENRESTY_PACKAGES) \
@@ -28,10 +29,15 @@ TEST_PACKAGES := lua-busted lua-check luarocks lua-socket tmux \
 # libnginx-mod-http-lua and replaces neither.
 # chromium (headless) and wrk: the dashboard suite's browser and load; fonts-wqy-microhei
 # draws the Chinese TaskDesc text in its screenshots.
+# make dist: the source rock is a zip of the rockspec and a git archive of the checkout
+# (zip; unzip is what luarocks installs it with).
+DIST_PACKAGES := git zip unzip luarocks
+# make man: the man page is made from aliyun-ota's help (not part of make test).
+MAN_PACKAGES := help2man
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps test-deps build test demo lint clean test-asan test-valgrind fuzz bench \
-	matrix resty embed redis dashboard demo-openresty
+	matrix resty embed redis dashboard demo-openresty dist rock man
 
 all: build
 
@@ -75,6 +81,21 @@ redis: test-deps build
 # The rollout dashboard in nginx and headless Chromium (make test runs it too).
 dashboard: test-deps
 	@BUILD_DIR=$(BUILD_DIR) scripts/dashboard-suite
+
+# The source rock of this checkout: build/dist/aliyun-iot-<version>-<revision>.src.rock.
+dist: deps
+	@scripts/ensure-debian-packages $(DIST_PACKAGES)
+	@BUILD_DIR=$(BUILD_DIR) scripts/dist
+
+# That rock installed into a temporary tree and used from a clean shell (make test runs it).
+rock: deps
+	@scripts/ensure-debian-packages $(DIST_PACKAGES)
+	@LUA=$(LUA) scripts/rock-suite
+
+# build/aliyun-ota.1 from aliyun-ota's help (help2man), and the completion scripts beside it.
+man: build
+	@scripts/ensure-debian-packages $(MAN_PACKAGES)
+	@BUILD_DIR=$(BUILD_DIR) scripts/make-man
 
 # Benchmarks, not part of make test: writes bench/RESULTS.md.
 bench: test-deps build
