@@ -1,23 +1,21 @@
 /*
  * host.c - a C program that embeds Lua and links the aliyun-iot core statically.
  *
- *   host [--endpoint URL] [--region REGION] [--lua-dir DIR] [--status STATUS] JOB_ID
+ *   host [--endpoint URL] [--region REGION] [--instance ID] [--lua-dir DIR] [--status STATUS] JOB_ID
  *
  * Lists every task of an OTA job and prints "<n> tasks in job <JobId>" and the counts by
  * status; exits 0 on success, 1 on an API or network error, 2 on bad usage. Credentials
  * come from ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET (and
- * ALIBABA_CLOUD_SECURITY_TOKEN), the region from --region or ALIBABA_CLOUD_REGION_ID.
+ * ALIBABA_CLOUD_SECURITY_TOKEN), the region from --region or ALIBABA_CLOUD_REGION_ID, an
+ * enterprise instance's id from --instance or (read by iot.new) ALIYUN_IOT_INSTANCE_ID.
  *
  * The C core comes from libaliyun_iot_core.a (cmake -DAIOT_STATIC=ON), registered in
  * package.preload, so no aliyun/iot/core.so is looked up on package.cpath; the Lua half
  * of the library is loaded from --lua-dir (default: AIOT_LUA_DIR, set when compiling).
  * lua-cjson stays a loadable module (the core requires "cjson.safe" on first decode).
  *
- * Build (see scripts/embed-suite):
- *   cmake -S . -B build-embed -DLUA_VERSION=5.4 -DAIOT_STATIC=ON
- *   cmake --build build-embed --target aiot_core_static
- *   cc -o host examples/embed/host.c -DAIOT_LUA_DIR='"'$PWD/lua'"' $(pkg-config --cflags lua5.4) \
- *      build-embed/libaliyun_iot_core.a $(pkg-config --libs lua5.4 libcurl openssl) -lpthread -lm
+ * Build: the commands in the README's "Embedding in a C host", which scripts/embed-suite
+ * runs as they are written there.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,11 +32,12 @@
 /* From libaliyun_iot_core.a: the module's only exported symbol. */
 int luaopen_aliyun_iot_core(lua_State *L);
 
-/* The work, in Lua: arguments job, endpoint, region, status; returns the task count. */
+/* The work, in Lua: arguments job, endpoint, region, status, instance; returns the task
+ * count. An instance of nil leaves iot.new to read ALIYUN_IOT_INSTANCE_ID. */
 static const char SCRIPT[] =
-    "local job, endpoint, region, status = ...\n"
+    "local job, endpoint, region, status, instance = ...\n"
     "local iot = require('aliyun.iot')\n"
-    "local client, err = iot.new{ endpoint = endpoint, region = region }\n"
+    "local client, err = iot.new{ endpoint = endpoint, region = region, iot_instance_id = instance }\n"
     "if not client then error(err, 0) end\n"
     "local n, by = 0, {}\n"
     "local ok, lerr = pcall(function()\n"
@@ -77,20 +76,20 @@ static const char *describe(lua_State *L, int idx) {
 }
 
 static void usage(const char *msg) {
-    fprintf(stderr, "host: %s\nusage: host [--endpoint URL] [--region REGION] [--lua-dir DIR] "
-                    "[--status STATUS] JOB_ID\n", msg);
+    fprintf(stderr, "host: %s\nusage: host [--endpoint URL] [--region REGION] [--instance ID] "
+                    "[--lua-dir DIR] [--status STATUS] JOB_ID\n", msg);
     exit(2);
 }
 
 int main(int argc, char **argv) {
-    const char *endpoint = NULL, *region = NULL, *status = NULL, *job = NULL;
+    const char *endpoint = NULL, *region = NULL, *status = NULL, *job = NULL, *instance = NULL;
     const char *lua_dir = AIOT_LUA_DIR;
     lua_State *L;
     int i, rc;
 
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--endpoint") == 0 || strcmp(a, "--region") == 0 ||
+        if (strcmp(a, "--endpoint") == 0 || strcmp(a, "--region") == 0 || strcmp(a, "--instance") == 0 ||
             strcmp(a, "--lua-dir") == 0 || strcmp(a, "--status") == 0) {
             if (i + 1 >= argc)
                 usage("an option needs a value");
@@ -98,6 +97,8 @@ int main(int argc, char **argv) {
                 endpoint = argv[++i];
             else if (strcmp(a, "--region") == 0)
                 region = argv[++i];
+            else if (strcmp(a, "--instance") == 0)
+                instance = argv[++i];
             else if (strcmp(a, "--lua-dir") == 0)
                 lua_dir = argv[++i];
             else
@@ -140,7 +141,8 @@ int main(int argc, char **argv) {
     if (endpoint) lua_pushstring(L, endpoint); else lua_pushnil(L);
     if (region) lua_pushstring(L, region); else lua_pushnil(L);
     if (status) lua_pushstring(L, status); else lua_pushnil(L);
-    rc = lua_pcall(L, 4, 1, 1);
+    if (instance) lua_pushstring(L, instance); else lua_pushnil(L);
+    rc = lua_pcall(L, 5, 1, 1);
     if (rc != 0) {
         fprintf(stderr, "host: %s\n", describe(L, -1));
         lua_close(L);
