@@ -11,22 +11,15 @@ local jobs = helpers.jobs
 local lines_of, q = h.lines_of, h.q
 
 describe("aliyun-ota", function()
-  local H = h.harness()
-  local emu
+  local H = h.use_harness()
   local function run(args, env) return H:run(args, env) end
   -- The parameters of the only request the emulator saw.
   local function sent()
-    local log = emu:log()
+    local log = H.emu:log()
     assert.are.equal(1, #log, "requests: " .. #log)
     return log[1].params, log[1].action
   end
 
-  setup(function()
-    H:setup()
-    emu = H.emu
-  end)
-  teardown(function() H:teardown() end)
-  before_each(function() emu:reset() end)
 
   describe("call", function()
     it("writes the answer of any action as JSON, keys sorted, like `aliyun iot ACTION`", function()
@@ -51,7 +44,7 @@ describe("aliyun-ota", function()
       assert.are.equal(0, code, err)
       assert.are.same({ JobId = "job-100", ["TaskId.1"] = failed[1], ["TaskId.2"] = failed[2] }, (sent()))
 
-      emu:reset()
+      H.emu:reset()
       local out
       out, err, code = run{ "call", "ListOTATaskByJob", "--JobId=job-2500", "--DeviceNames.1", "dev@5.lab",
                             "--DeviceNames.2", "device-002500", "--TaskStatus", "failed", "--PageSize", "10" }
@@ -68,11 +61,11 @@ describe("aliyun-ota", function()
       for _, flag in ipairs({ "--dry-run", "--cli-dry-run" }) do
         local out, err, code = run({ "call", "QueryOTAJob", "--JobId", "demo-job", flag }, env)
         assert.are.equal(0, code, err)
-        assert.truthy(out:find("^POST " .. emu.url:gsub("%p", "%%%0") .. "/%?JobId=demo%-job\n"), out)
+        assert.truthy(out:find("^POST " .. H.emu.url:gsub("%p", "%%%0") .. "/%?JobId=demo%-job\n"), out)
         assert.truthy(out:find("\nAuthorization: ACS3%-HMAC%-SHA256 Credential=" .. sts.access_key_id), out)
         assert.truthy(out:find("\nx-acs-security-token: ***\n", 1, true), out)
       end
-      assert.are.same({}, emu:log())
+      assert.are.same({}, H.emu:log())
     end)
 
     it("takes --endpoint as a bare host, HTTPS implied, as the aliyun CLI does", function()
@@ -136,7 +129,7 @@ describe("aliyun-ota", function()
         { { ALIYUN_IOT_INSTANCE_ID = "iot-emu-env" }, { "--instance", "iot-emu-flag" }, "iot-emu-flag" },
         { { ALIYUN_IOT_INSTANCE_ID = "" }, {}, nil },
       }) do
-        emu:reset()
+        H.emu:reset()
         local argv = {}
         for _, a in ipairs(case[2]) do argv[#argv + 1] = a end
         for _, a in ipairs(ARGS) do argv[#argv + 1] = a end
@@ -148,14 +141,14 @@ describe("aliyun-ota", function()
 
     it("reaches examples/list_tasks.lua through iot.new, and its --instance", function()
       local example = (os.getenv("LUA") or "lua5.4") .. " examples/list_tasks.lua"
-      local out, err, code = run({ "--endpoint", emu.url, "--region", "cn-shanghai", "job-10" },
+      local out, err, code = run({ "--endpoint", H.emu.url, "--region", "cn-shanghai", "job-10" },
                                  { cli = example, no_endpoint = true, ALIYUN_IOT_INSTANCE_ID = "iot-emu-env" })
       local _
       assert.are.equal(0, code, err)
       assert.truthy(out:find("\n10 tasks in job job-10\n", 1, true), out)
       assert.are.equal("iot-emu-env", sent().IotInstanceId)
-      emu:reset()
-      _, err, code = run({ "--endpoint", emu.url, "--instance", "iot-emu-flag", "job-10" },
+      H.emu:reset()
+      _, err, code = run({ "--endpoint", H.emu.url, "--instance", "iot-emu-flag", "job-10" },
                          { cli = example, no_endpoint = true, ALIYUN_IOT_INSTANCE_ID = "iot-emu-env" })
       assert.are.equal(0, code, err)
       assert.are.equal("iot-emu-flag", sent().IotInstanceId)

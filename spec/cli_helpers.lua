@@ -182,6 +182,17 @@ Harness.__index = Harness
 -- :teardown() in teardown.
 function h.harness() return setmetatable({ sessions = 0 }, Harness) end
 
+--- Give a describe block a harness: set up in setup, torn down in teardown,
+-- its emulator (harness.emu) reset before each test.
+function h.use_harness()
+  local busted = require("busted")
+  local harness = h.harness()
+  busted.setup(function() harness:setup() end)
+  busted.teardown(function() harness:teardown() end)
+  busted.before_each(function() harness.emu:reset() end)
+  return harness
+end
+
 function Harness:setup()
   local tmp = os.tmpname()
   os.remove(tmp)

@@ -14,17 +14,10 @@ local lines_of, parse_csv, assert_tasks, width = h.lines_of, h.parse_csv, h.asse
 local assert_one_error_line, range = h.assert_one_error_line, helpers.range
 
 describe("aliyun-ota", function()
-  local H = h.harness()
-  local emu
+  local H = h.use_harness()
   local function run(args, env) return H:run(args, env) end
   local function start_pane(args, env, opts) return H:start_pane(args, env, opts) end
 
-  setup(function()
-    H:setup()
-    emu = H.emu
-  end)
-  teardown(function() H:teardown() end)
-  before_each(function() emu:reset() end)
 
   describe("piped", function()
     it("writes every task of job-2500 once as one JSON document, fields in order", function()
@@ -40,7 +33,7 @@ describe("aliyun-ota", function()
 
     it("lists a job past the paging cap by device, every task once, as jsonl #slow #big", function()
       local job = "job-250000-mix-SUCCEEDED:160000,IN_PROGRESS:40000,FAILED:30000,QUEUED:20000"
-      emu:faults{ log = 0 }
+      H.emu:faults{ log = 0 }
       local out, err, code = run{ "--rate-limit", "off", "tasks", job, "--output", "jsonl",
                                   "--fields", "TaskId,TaskStatus" }
       assert.are.equal(0, code)
@@ -195,7 +188,7 @@ describe("aliyun-ota", function()
     for _, case in ipairs(usage_cases) do
       it("is 2 with the usage for " .. case[1], function()
         h.assert_usage(run(case[2]))
-        assert.are.same({}, emu:log())   -- nothing was sent
+        assert.are.same({}, H.emu:log())   -- nothing was sent
       end)
     end
 
@@ -255,7 +248,7 @@ describe("aliyun-ota", function()
     end)
 
     it("is 1 when the service is slower than --timeout", function()
-      emu:faults{ latency_ms = 1500 }
+      H.emu:faults{ latency_ms = 1500 }
       local out, err, code = run{ "--timeout", "0.3", "summary", "demo-job" }
       assert.are.equal(1, code)
       assert.truthy(assert_one_error_line(out, err):find("SDK.Timeout", 1, true))
@@ -264,7 +257,7 @@ describe("aliyun-ota", function()
 
   describe("in a terminal", function()
     it("shows a progress line while listing, then leaves only the aligned table", function()
-      emu:faults{ latency_ms = 30 }
+      H.emu:faults{ latency_ms = 30 }
       -- 175 columns: every default field at its own width, none grown or cut.
       local pane = start_pane({ "tasks", "job-3000" }, nil, { width = 175 })
       local progress = "\npage %d+ · %d+/3000 tasks"
@@ -373,7 +366,7 @@ describe("aliyun-ota", function()
     end)
 
     it("tasks: Ctrl-C in the middle of a listing exits 130 and clears the progress line", function()
-      emu:faults{ latency_ms = 30 }
+      H.emu:faults{ latency_ms = 30 }
       local pane = start_pane{ "tasks", "job-20000" }
       assert.truthy(pane:wait_for(function(s) return s:find("\npage %d+ ") end), "no progress line")
       pane:keys("C-c")

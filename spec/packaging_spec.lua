@@ -5,21 +5,10 @@
 local iot = require("aliyun.iot")
 local core = require("aliyun.iot.core")
 local about = require("aliyun.iot.cli.about")
+local h = require("cli_helpers")
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function lines(cmd)
-  local f = assert(io.popen(cmd))
-  local list = {}
-  for line in f:lines() do list[#list + 1] = line end
-  f:close()
-  return list
-end
+local function read(path) return assert(h.read_file(path), path) end
+local function lines(cmd) return h.lines_of((h.sh(cmd))) end
 
 -- The one rockspec of the checkout, loaded as luarocks loads it: a chunk
 -- run in an empty environment.
