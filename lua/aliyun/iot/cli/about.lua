@@ -19,10 +19,19 @@ function about.rock_version()
   return iot.VERSION .. "-" .. about.ROCK_REVISION
 end
 
--- The file `require(name)` finds on `path` (Lua 5.1 has no package.searchpath).
+-- The file `require(name)` finds on `path` (package.searchpath, which Lua 5.1 lacks).
 local function found(name, path)
-  local searchpath = package.searchpath
-  return searchpath and searchpath(name, path) or nil
+  if package.searchpath then return package.searchpath(name, path) end
+  local file = name:gsub("%.", "/")
+  for template in path:gmatch("[^;]+") do
+    local candidate = template:gsub("%?", file)
+    local f = io.open(candidate, "rb")
+    if f then
+      f:close()
+      return candidate
+    end
+  end
+  return nil
 end
 
 local function at(path) return path and format(" (%s)", path) or "" end
