@@ -160,6 +160,11 @@ function devices.list_unseen(w, source, status, part)
       if not seen:get(name) then chunk[#chunk + 1] = name end
     end
     source.head = head
+    if head > tail then
+      -- Drained: a fresh table, so the queue's array does not grow with every
+      -- device the product has.
+      source.queue, source.head, source.tail = {}, 1, 0
+    end
     return { JobId = listing.JobId, IotInstanceId = listing.IotInstanceId, TaskStatus = status, DeviceNames = chunk }
   end
   local function next_entry()
