@@ -431,7 +431,7 @@ local function process(ctx)
   end
 
   -- Faults after authentication: the nonce is recorded by now.
-  local early = faults_after.after_auth(ctx)
+  local early = faults_after.after_auth(ctx, ACCOUNTS[auth.access_key_id])
   if early then return early end
 
   -- 8. Action and Version.
@@ -652,6 +652,10 @@ function M.handle()
   ngx.header["Content-Length"] = #body
   ngx.header["x-acs-request-id"] = ctx.request_id
   for name, value in pairs(result.headers or {}) do ngx.header[name] = value end
+  if faults.date_year > 0 then
+    -- A hostile or broken Date header (fault date_year): a year far off.
+    ngx.header["Date"] = string.format("Sun, 01 Jan %d 00:00:00 GMT", faults.date_year)
+  end
   ngx.print(body)
 end
 

@@ -32,6 +32,8 @@ M.FAULT_NAMES = {
   "page_count_zero", "page_count_one", "total_grow", "total_shrink", "total_from_page",
   -- answers (faults.lua)
   "throttle_200_every", "throttle_200_once_every", "success_string_every", "success_string_once_every",
+  -- hostile answers for the hardening specs: secrets echoed back, a server wait, a bogus Date
+  "echo_secrets", "retry_after_every", "retry_after_once_every", "retry_after_ms", "retry_after_s", "date_year",
   "success_missing_every", "success_missing_once_every",
   "redirect_every", "redirect_once_every", "redirect_status",
   "informational_every", "informational_once_every", "early_hints_every", "early_hints_once_every",
