@@ -47,7 +47,8 @@ describe("hardening", function()
 
     it("client:call refuses dryRun (and dryrun): the write is neither sent nor executed", function()
       for _, key in ipairs({ "dryRun", "dryrun", "dry-run" }) do
-        local r, err = client:call("CancelOTATaskByJob", { JobId = "job-100", CancelQueuedTask = true }, { [key] = true })
+        local r, err = client:call("CancelOTATaskByJob", { JobId = "job-100", CancelQueuedTask = true },
+          { [key] = true })
         assert.is_nil(r)
         helpers.assert_error(err, "SDK.InvalidArgument")
         assert.truthy(err.message:find("did you mean dry_run?", 1, true), err.message)

@@ -62,7 +62,7 @@ end
 -- The answer of the echo_secrets fault: the caller's secret and token sent
 -- back in every field a server controls, in the forms a hostile or careless
 -- server (or a proxy) would use, and terminal escape sequences in the text.
-local function echo_secrets(ctx, acct)
+local function echo_secrets(acct)
   local secret, token = acct.access_key_secret, acct.security_token or acct.access_key_secret
   local lower = function(v) return (v:gsub("%%%x%x", string.lower)) end
   local plus = pct(token):gsub("%%20", "+")
@@ -78,7 +78,7 @@ end
 
 function M.after_auth(ctx, acct)
   local f = ctx.faults
-  if f.echo_secrets > 0 and acct then return echo_secrets(ctx, acct) end
+  if f.echo_secrets > 0 and acct then return echo_secrets(acct) end
   if hit(f, "retry_after", ctx) then
     -- 503 with the wait a server asks for: x-acs-retry-after (ms) and/or Retry-After (s).
     local headers = {}
