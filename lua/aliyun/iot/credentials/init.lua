@@ -38,10 +38,10 @@ local ecs = require("aliyun.iot.credentials.ecs")
 local time = require("aliyun.iot.time")
 local defaults = require("aliyun.iot.defaults")
 
-local type, tostring, ipairs, error = type, tostring, ipairs, error
-local format, gsub, sub = string.format, string.gsub, string.sub
+local type, ipairs, error = type, ipairs, error
+local format, gsub = string.format, string.gsub
 local concat = table.concat
-local open, getenv = io.open, os.getenv
+local getenv = os.getenv
 
 local missing, invalid, nonempty = common.missing, common.invalid, common.nonempty
 
@@ -66,20 +66,6 @@ local ENV_VAR = { access_key_id = ENV_ID, access_key_secret = ENV_SECRET }
 
 ------------------------------------------------------------------------------
 -- Files
-
--- Read a whole file. Returns text, or nil, "missing" | "unreadable", message.
-local function read_file(path)
-  local f, msg, errno = open(path, "rb")
-  if not f then
-    if errno == 2 then return nil, "missing" end
-    return nil, "unreadable", msg
-  end
-  local text, rmsg = f:read("*a")
-  f:close()
-  if not text then return nil, "unreadable", format("%s: %s", path, tostring(rmsg)) end
-  if sub(text, 1, 3) == "\239\187\191" then text = sub(text, 4) end -- UTF-8 BOM
-  return text
-end
 
 local function home_path(env, rest)
   local home = nonempty(env("HOME")) or nonempty(env("USERPROFILE"))
@@ -151,7 +137,7 @@ local function from_file(s, var, rest, reader)
   local path, explicit = file_path(s.env, var, rest)
   s.paths[var] = path
   if not path then return end
-  local text, why, msg = read_file(path)
+  local text, why, msg = common.read_file(path)
   if why == "unreadable" then return invalid(format("cannot read %s", msg)) end
   if not text then
     if explicit then return missing(format("%s names %s, which does not exist", var, path)) end
