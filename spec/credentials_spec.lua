@@ -143,7 +143,9 @@ describe("credentials.chain", function()
     it("reject several explicit sources at once", function()
       chain_err({ access_key_id = "LTAIoptions000001", access_key_secret = "opt-secret-Zz90", profile = "x" },
         INVALID, "not several")
-      chain_err({ role_name = "r", profile = "x" }, INVALID, "not both")
+      chain_err({ role_name = "r", profile = "x" }, INVALID, "not several", "role_name and profile")
+      chain_err({ credentials_uri = "http://127.0.0.1:1/c", access_key_id = "LTAIoptions000001",
+                  access_key_secret = "opt-secret-Zz90" }, INVALID, "access keys and credentials_uri")
     end)
 
     it("raise on a wrong argument type (programmer error)", function()
@@ -226,8 +228,14 @@ describe("credentials.chain", function()
     end)
 
     it("names an unsupported mode", function()
+      local path = cli_config('{"profiles": [{"name": "sso", "mode": "CloudSSO", "cloud_sso_sign_in_url": "x"}]}')
+      chain_err({ profile = "sso" }, INVALID, 'profile "sso" in ' .. path, 'mode "CloudSSO"', "AK, StsToken")
+    end)
+
+    it("makes a RamRoleArn profile a role assumed with its own keys (nothing sent yet)", function()
       local path = cli_config()
-      chain_err({ profile = "arn" }, INVALID, 'profile "arn" in ' .. path, 'mode "RamRoleArn"', "AK, StsToken")
+      local p = chain_ok{ profile = "arn" }
+      assert.are.equal("ram-role-arn:acs:ram::1234567890:role/ota from cli-profile:arn (" .. path .. ")", p.source)
     end)
 
     it("names a key missing from an AK or StsToken profile", function()

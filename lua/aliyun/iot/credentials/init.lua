@@ -5,16 +5,22 @@
 --   local creds, err = provider:get()  -- { access_key_id, access_key_secret, security_token }
 --   print(provider)                    -- aliyun.iot.Credentials (environment, AccessKeyId LTAI****abcd)
 --
--- Sources, first match wins:
---   1. options: access_key_id + access_key_secret (+ security_token); or role_name
---      (an ECS RAM role); or profile (skips the environment, goes to the files);
+-- Sources, first match wins (credentials-go's order, options first):
+--   1. options: access_key_id + access_key_secret (+ security_token); or role_name (an ECS
+--      RAM role); or profile (skips the environment, goes to the files); or
+--      credentials_uri; or oidc_token_file + oidc_provider_arn (+ role_arn);
 --   2. environment: ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET,
 --      ALIBABA_CLOUD_SECURITY_TOKEN;
---   3. the aliyun CLI's ~/.aliyun/config.json (ALIBABA_CLOUD_CONFIG_FILE), modes AK,
---      StsToken and EcsRamRole;
---   4. the INI file ~/.alibabacloud/credentials (ALIBABA_CLOUD_CREDENTIALS_FILE), types
---      access_key, sts and ecs_ram_role;
---   5. an ECS RAM role named by ALIBABA_CLOUD_ECS_METADATA, through the metadata service.
+--   3. OIDC (RRSA): ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN,
+--      ALIBABA_CLOUD_OIDC_TOKEN_FILE;
+--   4. the aliyun CLI's ~/.aliyun/config.json (ALIBABA_CLOUD_CONFIG_FILE), modes AK,
+--      StsToken, EcsRamRole, RamRoleArn, ChainableRamRoleArn, OIDC and CredentialsURI;
+--   5. the INI file ~/.alibabacloud/credentials (ALIBABA_CLOUD_CREDENTIALS_FILE), types
+--      access_key, sts, ecs_ram_role, ram_role_arn, oidc_role_arn and credentials_uri;
+--   6. an ECS RAM role named by ALIBABA_CLOUD_ECS_METADATA, through the metadata service;
+--   7. a credentials URI named by ALIBABA_CLOUD_CREDENTIALS_URI.
+-- Then a RAM role to assume, option role_arn, else ALIBABA_CLOUD_ROLE_ARN (when no OIDC
+-- variable claims it), is assumed with whatever the sources gave (RamRoleArn).
 --
 -- Errors: SDK.MissingCredentials when something is not there (no source at all, a named
 -- profile or an explicitly named file that does not exist, a key missing from a profile);
@@ -24,21 +30,26 @@
 -- This file is the chain: which source is asked, in which order, one small step each.
 -- What a source does lives beside it: credentials/provider.lua (the object get() is called
 -- on), keys.lua (the one AK/STS check), cli_config.lua and ini.lua (the two files, with
--- profile.lua, what a profile of either becomes), ecs.lua (the metadata service) and
--- common.lua (errors and helpers they all share).
+-- profile.lua, what a profile of either becomes), ecs.lua (the metadata service),
+-- assume_role.lua and sts.lua (RamRoleArn and OIDC, through STS), uri.lua (a credentials
+-- URI) and common.lua (errors and helpers they all share).
 --
--- Nothing here does I/O at require time; chain() reads files, and only an ECS provider's
--- get() talks to the network.
+-- Nothing here does I/O at require time; chain() reads files, and only the get() of a
+-- provider whose keys expire talks to the network.
 local common = require("aliyun.iot.credentials.common")
 local keys = require("aliyun.iot.credentials.keys")
 local provider = require("aliyun.iot.credentials.provider")
 local cli_config = require("aliyun.iot.credentials.cli_config")
 local ini = require("aliyun.iot.credentials.ini")
 local ecs = require("aliyun.iot.credentials.ecs")
+local assume_role = require("aliyun.iot.credentials.assume_role")
+local uri = require("aliyun.iot.credentials.uri")
 local time = require("aliyun.iot.time")
 local defaults = require("aliyun.iot.defaults")
+local errors = require("aliyun.iot.errors")
+local sts = require("aliyun.iot.credentials.sts")
 
-local type, ipairs, error = type, ipairs, error
+local type, ipairs, pairs, error, setmetatable = type, ipairs, pairs, error, setmetatable
 local format, gsub = string.format, string.gsub
 local concat = table.concat
 local getenv = os.getenv
@@ -61,6 +72,9 @@ local ENV_PROFILE = "ALIBABA_CLOUD_PROFILE"
 local ENV_CONFIG_FILE = "ALIBABA_CLOUD_CONFIG_FILE"
 local ENV_CREDENTIALS_FILE = "ALIBABA_CLOUD_CREDENTIALS_FILE"
 local ENV_ECS_ROLE = "ALIBABA_CLOUD_ECS_METADATA"
+local ENV_ROLE_ARN = "ALIBABA_CLOUD_ROLE_ARN"
+local ENV_OIDC_PROVIDER = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
+local ENV_OIDC_TOKEN_FILE = "ALIBABA_CLOUD_OIDC_TOKEN_FILE"
 -- The variable that holds each part of the pair.
 local ENV_VAR = { access_key_id = ENV_ID, access_key_secret = ENV_SECRET }
 
@@ -86,28 +100,68 @@ end
 -- profile asked for, the files looked at) and returns a provider, or nil and an error,
 -- when it decides; nothing when the next step should be asked.
 
--- 1. Options: a key pair (with an optional STS token), or an ECS RAM role by name.
+-- What the options may choose the credentials with; role_arn goes with any of them.
+local function chosen_by_options(opts)
+  local chosen = {}
+  if opts.access_key_id ~= nil or opts.access_key_secret ~= nil then chosen[#chosen + 1] = "access keys" end
+  for _, name in ipairs({ "role_name", "profile", "credentials_uri" }) do
+    if opts[name] ~= nil then chosen[#chosen + 1] = name end
+  end
+  if opts.oidc_token_file ~= nil or opts.oidc_provider_arn ~= nil then chosen[#chosen + 1] = "oidc_token_file" end
+  return chosen
+end
+
+-- Names of the role's fields where options give them.
+local OPTION_NAMES = { arn = "option role_arn", session_name = "option role_session_name",
+  duration = "option role_session_duration", external_id = "option external_id",
+  oidc_provider_arn = "option oidc_provider_arn", oidc_token_file = "option oidc_token_file" }
+
+-- A role spec (credentials/sts.lua) from the options' role_* fields.
+local function option_role(opts, names)
+  return { arn = opts.role_arn, session_name = opts.role_session_name, duration = opts.role_session_duration,
+    external_id = opts.external_id, policy = opts.policy, names = names or OPTION_NAMES }
+end
+
+-- OIDC's three parts: the role_* spec's field, its option, its variable.
+local OIDC_PARTS = { { "arn", "role_arn", ENV_ROLE_ARN },
+                     { "oidc_provider_arn", "oidc_provider_arn", ENV_OIDC_PROVIDER },
+                     { "oidc_token_file", "oidc_token_file", ENV_OIDC_TOKEN_FILE } }
+
+-- The OIDC spec: each part from its option (when `options`), else from its variable.
+local function oidc_spec(s, options)
+  local spec = option_role(s.opts, setmetatable({}, { __index = OPTION_NAMES }))
+  for _, part in ipairs(OIDC_PARTS) do
+    local v = options and s.opts[part[2]] or nil
+    if v == nil then v, spec.names[part[1]] = s.env(part[3]), part[3] end
+    spec[part[1]] = v
+  end
+  return spec
+end
+
+-- 1. Options: a key pair (with an optional STS token), an ECS RAM role by name, a
+-- credentials URI or an OIDC token file.
 local function from_options(s)
   local opts = s.opts
+  local chosen = chosen_by_options(opts)
+  if #chosen > 1 then
+    return invalid(format("pass access keys, role_name, profile, credentials_uri or oidc_token_file, not several"
+      .. " (%s are set): each chooses the credentials", concat(chosen, " and ")))
+  end
   local id, secret, token = opts.access_key_id, opts.access_key_secret, opts.security_token
   if id ~= nil or secret ~= nil then
     local creds, absent, other = keys.check(id, secret, token)
     if not creds then return missing(format("option %s is missing or empty (%s is set)", absent, other)) end
-    if opts.role_name ~= nil or opts.profile ~= nil then
-      return invalid("pass access keys, role_name or profile, not several: each chooses the credentials")
-    end
     return provider.static("options", nil, creds)
   end
   if nonempty(token) then
     return missing("option security_token needs access_key_id and access_key_secret (the STS key pair)")
   end
   if opts.role_name ~= nil then
-    if opts.profile ~= nil then
-      return invalid("pass role_name or profile, not both: each chooses the credentials")
-    end
     if not nonempty(opts.role_name) then return invalid("option role_name must not be empty") end
-    return s.ecs_role(opts.role_name, nil)
+    return s.make.ecs(opts.role_name, nil)
   end
+  if opts.credentials_uri ~= nil then return s.make.uri(opts.credentials_uri, "option credentials_uri") end
+  if chosen[1] == "oidc_token_file" then return s.make.oidc(oidc_spec(s, true)) end
 end
 
 -- 2. The environment, unless the options chose a profile.
@@ -122,6 +176,15 @@ local function from_environment(s)
     return missing(format("%s is set but %s is missing or empty", ENV_VAR[other], ENV_VAR[absent]))
   end
   return provider.static("environment", nil, creds)
+end
+
+-- 3. OIDC (RRSA in ACK) from the environment, unless the options chose a profile.
+local function from_oidc_environment(s)
+  local env = s.env
+  if s.opts.profile ~= nil or not (nonempty(env(ENV_OIDC_PROVIDER)) or nonempty(env(ENV_OIDC_TOKEN_FILE))) then
+    return
+  end
+  return s.make.oidc(oidc_spec(s, false))
 end
 
 -- Not a source: the profile the files are asked for, options.profile, else
@@ -144,17 +207,17 @@ local function from_file(s, var, rest, reader)
     s.searched[#s.searched + 1] = path .. " (not found)"
     return
   end
-  local p, err = reader.provider(text, path, s.named, s.ecs_role)
+  local p, err = reader.provider(text, path, s.named, s.make)
   if p or err then return p, err end
   s.searched[#s.searched + 1] = path .. " (no such profile)"
 end
 
--- 3. The aliyun CLI's config.json.
+-- 4. The aliyun CLI's config.json.
 local function from_cli_config(s)
   return from_file(s, ENV_CONFIG_FILE, "/.aliyun/config.json", cli_config)
 end
 
--- 4. The INI credentials file.
+-- 5. The INI credentials file.
 local function from_ini_file(s)
   return from_file(s, ENV_CREDENTIALS_FILE, "/.alibabacloud/credentials", ini)
 end
@@ -166,14 +229,56 @@ local function named_profile_missing(s)
     #s.searched > 0 and concat(s.searched, ", ") or "nothing (HOME is not set)"))
 end
 
--- 5. An ECS RAM role named in the environment.
+-- 6. An ECS RAM role named in the environment.
 local function from_ecs_environment(s)
   local role = nonempty(s.env(ENV_ECS_ROLE))
-  if role then return s.ecs_role(role, nil) end
+  if role then return s.make.ecs(role, nil) end
 end
 
-local STEPS = { from_options, from_environment, choose_profile, from_cli_config, from_ini_file,
-                named_profile_missing, from_ecs_environment }
+-- 7. A credentials URI named in the environment: last, and only when it is set.
+local function from_uri_environment(s)
+  local url = nonempty(s.env(uri.ENV))
+  if url then return s.make.uri(url, uri.ENV) end
+end
+
+local STEPS = { from_options, from_environment, from_oidc_environment, choose_profile, from_cli_config,
+                from_ini_file, named_profile_missing, from_ecs_environment, from_uri_environment }
+
+-- Not a source: the RAM role to assume with what the sources give, option role_arn,
+-- else ALIBABA_CLOUD_ROLE_ARN unless OIDC claims it (its variables, or the options').
+-- Options that shape a role with no role to shape are a mistake worth saying.
+local function choose_role(s)
+  local opts, env = s.opts, s.env
+  local oidc = opts.oidc_token_file ~= nil or opts.oidc_provider_arn ~= nil
+  if opts.role_arn ~= nil and not oidc then return option_role(opts) end
+  local env_oidc = opts.profile == nil and (nonempty(env(ENV_OIDC_PROVIDER)) or nonempty(env(ENV_OIDC_TOKEN_FILE)))
+  local arn = not oidc and not env_oidc and nonempty(env(ENV_ROLE_ARN))
+  if arn then
+    local spec = option_role(opts, setmetatable({ arn = ENV_ROLE_ARN }, { __index = OPTION_NAMES }))
+    spec.arn = arn
+    return spec
+  end
+  if oidc or env_oidc then return end
+  for _, name in ipairs({ "role_session_name", "role_session_duration", "external_id", "policy" }) do
+    if opts[name] ~= nil then
+      return nil, errors.invalid(format("option %s needs a role to assume: role_arn (or %s), or OIDC", name,
+        ENV_ROLE_ARN))
+    end
+  end
+end
+
+-- The sources' provider p (or their error), with the role assumed on top of it.
+local function assume(s, role, p, err)
+  if not role then return p, err end
+  if not p then
+    if err.code == errors.codes.MISSING_CREDENTIALS then
+      err.message = format("the RAM role %s (%s) needs source credentials to be assumed with: %s",
+        sts.shown_arn(role.arn), role.names.arn, err.message)
+    end
+    return nil, err
+  end
+  return s.make.ram_role_arn(p, role)
+end
 
 -- No step decided: say everything that was tried.
 local function nothing_found(s)
@@ -181,26 +286,34 @@ local function nothing_found(s)
     .. ENV_ID .. " and " .. ENV_SECRET .. ", configure a profile in "
     .. (s.paths[ENV_CONFIG_FILE] or "~/.aliyun/config.json") .. " or "
     .. (s.paths[ENV_CREDENTIALS_FILE] or "~/.alibabacloud/credentials")
-    .. ", or name an ECS RAM role (role_name, " .. ENV_ECS_ROLE .. ")")
+    .. ", name an ECS RAM role (role_name, " .. ENV_ECS_ROLE .. "), an OIDC token file (" .. ENV_OIDC_TOKEN_FILE
+    .. ") or a credentials URI (credentials_uri, " .. uri.ENV .. ")")
 end
 
 ------------------------------------------------------------------------------
 -- The chain
 
+local OPTION_TYPES = { access_key_id = "string", access_key_secret = "string", security_token = "string",
+  profile = "string", metadata_url = "string", role_name = "string", role_arn = "string",
+  role_session_name = "string", role_session_duration = "number", external_id = "string", policy = "string",
+  oidc_provider_arn = "string", oidc_token_file = "string", credentials_uri = "string", sts_endpoint = "string" }
+
 local function check_types(opts)
-  for _, name in ipairs({ "access_key_id", "access_key_secret", "security_token", "profile",
-                          "metadata_url", "role_name" }) do
+  for name, want in pairs(OPTION_TYPES) do
     local v = opts[name]
-    if v ~= nil and type(v) ~= "string" then
-      error(format("bad option %s to 'chain' (string expected, got %s)", name, type(v)), 3)
+    if v ~= nil and type(v) ~= want then
+      error(format("bad option %s to 'chain' (%s expected, got %s)", name, want, type(v)), 3)
     end
   end
 end
 
 --- Find credentials in the official SDKs' order.
 -- opts: access_key_id, access_key_secret, security_token, profile, role_name,
---   metadata_url, http, clock, refresh_margin. env: function(name) -> value
---   (default os.getenv). Returns a provider, or nil and an error object.
+--   credentials_uri, oidc_provider_arn, oidc_token_file, role_arn, role_session_name,
+--   role_session_duration, external_id, policy, sts_endpoint, metadata_url; http (the
+--   metadata service and a credentials URI, reached directly), sts_http (STS), clock,
+--   refresh_margin, logger. env: function(name) -> value (default os.getenv).
+-- Returns a provider, or nil and an error object.
 function credentials.chain(opts, env)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
@@ -212,15 +325,23 @@ function credentials.chain(opts, env)
   end
   check_types(opts)
 
-  local s = { opts = opts, env = env, searched = {}, paths = {} }
-  -- Every source that can name an ECS RAM role makes its provider here, with these
-  -- options and this module's defaults (read now, so callers may change them).
-  function s.ecs_role(role, region) return ecs.provider(opts, role, region, credentials) end
+  -- Every source that fetches keys makes its provider through s.make, with these options
+  -- and this module's defaults (read now, so callers may change them).
+  local s = { opts = opts, env = env, defaults = credentials, searched = {}, paths = {} }
+  s.make = {
+    ecs = function(role, region) return ecs.provider(opts, role, region, credentials) end,
+    ram_role_arn = function(source, spec) return assume_role.ram_role_arn(s, source, spec) end,
+    oidc = function(spec) return assume_role.oidc(s, spec) end,
+    uri = function(url, from, region) return uri.provider(s, url, from, region) end,
+  }
+  local role, err = choose_role(s)
+  if err then return nil, err end
   for _, step in ipairs(STEPS) do
-    local p, err = step(s)
-    if p or err then return p, err end
+    local p
+    p, err = step(s)
+    if p or err then return assume(s, role, p, err) end
   end
-  return nothing_found(s)
+  return assume(s, role, nothing_found(s))
 end
 
 return credentials
