@@ -48,7 +48,7 @@ end
 
 local function ram_fetch(_, state)
   local source = state.source
-  state.what = format("AssumeRole of %s for %s", state.role.shown, tostring(source.source))
+  state.what = format("AssumeRole of %s with the credentials from %s", state.role.shown, tostring(source.source))
   local creds, err = source:get()
   if not creds then
     return nil, errors.new(err.code or errors.codes.MISSING_CREDENTIALS,

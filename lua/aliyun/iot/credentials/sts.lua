@@ -192,8 +192,8 @@ local function answered_error(what, status, body, headers)
     return common.http_error(SERVICE, what, status)
   end
   local message = type(doc.Message) == "string" and sub(doc.Message, 1, 300) or "(no message)"
-  return errors.new(sub(doc.Code, 1, 100), format("%s: %s failed: %s (HTTP %s)", SERVICE, what, message,
-    tostring(status)), { http_status = tonumber(status),
+  return errors.new(sub(doc.Code, 1, 100), format("%s: %s failed: %s", SERVICE, what, message),
+    { http_status = tonumber(status),
     request_id = type(doc.RequestId) == "string" and doc.RequestId or headers and headers["x-acs-request-id"] })
 end
 
