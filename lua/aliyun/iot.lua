@@ -181,8 +181,8 @@ function iot.new(opts)
     -- on first use only; STS, a public endpoint like the API, through the API's
     -- proxy and TLS settings, as the SDKs reach it.
     http = transports.http_function{ timeout = 2, connect_timeout = 1, proxy = "" },
-    sts_http = transports.http_function{ timeout = opts.timeout, connect_timeout = opts.connect_timeout,
-      proxy = opts.proxy, cafile = opts.cafile, ssl_verify = opts.ssl_verify },
+    sts_transport = { timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
+      cafile = opts.cafile, ssl_verify = opts.ssl_verify },
   }
   if not provider then return nil, err end
   local base_url, region = resolve_endpoint(opts, provider.region)

@@ -17,15 +17,16 @@ local common = require("aliyun.iot.credentials.common")
 local provider = require("aliyun.iot.credentials.provider")
 local sts = require("aliyun.iot.credentials.sts")
 
-local tostring, ipairs = tostring, ipairs
-local format = string.format
+local tostring, ipairs, pairs = tostring, ipairs, pairs
+local format, match = string.format, string.match
 
 local missing, invalid, nonempty, trim = common.missing, common.invalid, common.nonempty, common.trim
 
 local assume_role = {}
 
--- No sts_http given: a transport of its own, through the proxy the environment names
--- (HTTPS_PROXY), as the official SDKs reach STS, with their timeouts.
+-- No sts_http given: a transport of its own, made on first use with opts.sts_transport
+-- (iot.new passes the client's timeouts, proxy and TLS settings), else the SDKs'
+-- timeouts and the proxy the environment names for the endpoint's scheme.
 local STS_TRANSPORT = { timeout = defaults.timeout, connect_timeout = defaults.connect_timeout }
 
 -- The refresh state of a role's provider, or nil, err; then the role and the endpoint.
@@ -36,11 +37,13 @@ local function role_state(s, spec, fetch, with_external_id)
   if not state.role then return nil, err end
   state.base, err = sts.endpoint(s.opts, s.env, spec.sts_region, spec.enable_vpc)
   if not state.base then return nil, err end
+  state.transport = { scheme = match(state.base, "^(%a+):") }
+  for k, v in pairs(s.opts.sts_transport or STS_TRANSPORT) do state.transport[k] = v end
   return state
 end
 
 local function ask(state, req, secrets)
-  return sts.call(common.http_of(state, STS_TRANSPORT), req, state.what, secrets)
+  return sts.call(common.http_of(state, state.transport), req, state.what, secrets)
 end
 
 ------------------------------------------------------------------------------

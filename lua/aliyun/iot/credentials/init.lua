@@ -296,7 +296,8 @@ end
 local OPTION_TYPES = { access_key_id = "string", access_key_secret = "string", security_token = "string",
   profile = "string", metadata_url = "string", role_name = "string", role_arn = "string",
   role_session_name = "string", role_session_duration = "number", external_id = "string", policy = "string",
-  oidc_provider_arn = "string", oidc_token_file = "string", credentials_uri = "string", sts_endpoint = "string" }
+  oidc_provider_arn = "string", oidc_token_file = "string", credentials_uri = "string", sts_endpoint = "string",
+  sts_transport = "table" }
 
 local function check_types(opts)
   for name, want in pairs(OPTION_TYPES) do
@@ -311,7 +312,8 @@ end
 -- opts: access_key_id, access_key_secret, security_token, profile, role_name,
 --   credentials_uri, oidc_provider_arn, oidc_token_file, role_arn, role_session_name,
 --   role_session_duration, external_id, policy, sts_endpoint, metadata_url; http (the
---   metadata service and a credentials URI, reached directly), sts_http (STS), clock,
+--   metadata service and a credentials URI, reached directly), sts_http (STS), or
+--   sts_transport (options of STS's own transport: timeout, proxy, cafile, ...), clock,
 --   refresh_margin, logger. env: function(name) -> value (default os.getenv).
 -- Returns a provider, or nil and an error object.
 function credentials.chain(opts, env)
