@@ -48,15 +48,21 @@ local function state_of(self)
   return state
 end
 
+-- After a refresh that failed while the old keys were still good, the next try waits
+-- this many seconds: a busy client would otherwise ask (and warn) at every call.
+provider.RETRY_AFTER = 10
+
 -- Expiring keys: the cached set while it is fresh, else a new one from state.fetch.
 local function refreshed(self, state)
   local now = state.clock()
   local cached = state.cached
   if cached and now < cached.expiration - state.margin then return cached end
+  if cached and now < cached.expiration and state.retry_at and now < state.retry_at then return cached end
   local creds, err = state.fetch(self, state)
   if not creds then
     -- A hiccup inside the refresh margin: the old keys are still good.
     if cached and now < cached.expiration then
+      state.retry_at = now + provider.RETRY_AFTER
       if state.log then
         state.log("warn", format("credentials from %s: refresh failed, the current keys are kept for the %d s"
           .. " they have left: %s", tostring(self.source), cached.expiration - now,
@@ -66,7 +72,7 @@ local function refreshed(self, state)
     end
     return nil, err
   end
-  state.cached = creds
+  state.cached, state.retry_at = creds, nil
   return creds
 end
 

@@ -8,10 +8,9 @@
 -- four keys are required; Code, when present, must be "Success" (the CLI and
 -- credentials-python insist on it, credentials-go ignores it). Renewed before Expiration
 -- (credentials/provider.lua). Reached directly, never through a proxy, like the ECS
--- metadata service. The URI may carry a token in its query: messages and the provider's
--- source show it without query or user information.
+-- metadata service. The URI may carry a token in its query or user information: messages
+-- and the provider's source show only scheme://host[:port]/path.
 local common = require("aliyun.iot.credentials.common")
-local errors = require("aliyun.iot.errors")
 local keys = require("aliyun.iot.credentials.keys")
 local provider = require("aliyun.iot.credentials.provider")
 local cjson = require("cjson.safe").new()
@@ -43,8 +42,7 @@ local function fetch(_, state)
       err = common.bad_response(service, "GET returned " .. keys.MISSING[missing_part])
     end
   end
-  -- A transport's message may quote the URL: never its query.
-  return nil, errors.redact(err, { state.query })
+  return nil, err
 end
 
 --- A provider of the credentials at `url` (nil: ALIBABA_CLOUD_CREDENTIALS_URI); `from`
@@ -56,11 +54,10 @@ function uri.provider(s, url, from, region)
     if not url then return missing(format("%s is missing or empty, and %s is not set", from, uri.ENV)) end
     from = uri.ENV
   end
-  local scheme, authority, path, query = match(url, "^(https?)://([^/?#%s]+)([^?#%s]*)%??([^#%s]*)$")
+  local scheme, authority, path = match(url, "^(https?)://([^/?#%s]+)([^?#%s]*)%??[^#%s]*$")
   if not scheme then return invalid(from .. " must be an http(s):// URL") end
   local shown = format("%s://%s%s", scheme, match(authority, "([^@]*)$"), path)
-  local state, err = provider.expiring_state(s.opts, s.defaults, { fetch = fetch, url = url, shown = shown,
-    query = nonempty(query) })
+  local state, err = provider.expiring_state(s.opts, s.defaults, { fetch = fetch, url = url, shown = shown })
   if not state then return nil, err end
   return provider.refreshing("credentials-uri:" .. shown, region, state)
 end
