@@ -3,6 +3,7 @@
 -- own temp HOME holding only the files it writes; the environment is injected as a
 -- function (Lua cannot setenv), except in the child-process tests at the end.
 local helpers = require("helpers")
+local support = require("credentials.support")
 local credentials = require("aliyun.iot.credentials")
 local core = require("aliyun.iot.core")
 
@@ -20,46 +21,8 @@ local SECRETS = {
   "stub-secret-", "stub-token-", "stub-metadata-token", "broken-secret-Vv94",
 }
 
-local function assert_clean(text)
-  text = tostring(text)
-  for _, secret in ipairs(SECRETS) do
-    assert(not text:find(secret, 1, true), "a secret leaked into: " .. text)
-  end
-  helpers.assert_no_secret(text)
-end
-
--- An error object of the given code whose message contains each of `parts`.
-local function assert_err(err, code, ...)
-  helpers.assert_error(err, code)
-  assert_clean(tostring(err))
-  for _, v in pairs(err) do assert_clean(v) end
-  for _, part in ipairs({ ... }) do
-    assert.truthy(err.message:find(part, 1, true), "expected " .. part .. " in: " .. err.message)
-  end
-  return err
-end
-
-local function sh(cmd)
-  local f = assert(io.popen(cmd, "r"))
-  local out = f:read("*a")
-  f:close()
-  return out
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, text)
-  sh("mkdir -p '" .. path:match("^(.*)/[^/]*$") .. "'")
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
-end
+local assert_clean, assert_err = support.checks(SECRETS)
+local sh, read, write = support.sh, support.read, support.write
 
 -- A provider's credentials, asserting there is no error.
 local function get(provider)

@@ -5,6 +5,7 @@
 -- any message. The environment is injected into credentials.chain as a function, except in
 -- the child-process test at the end.
 local helpers = require("helpers")
+local support = require("credentials.support")
 local iot = require("aliyun.iot")
 local credentials = require("aliyun.iot.credentials")
 local provider_retry = require("aliyun.iot.credentials.provider").RETRY_AFTER
@@ -16,43 +17,14 @@ local RRSA_ROLE = "acs:ram::1000000000000001:role/iot-ota-rrsa"
 local OIDC = helpers.accounts.oidc_providers[1]
 local AK = { access_key_id = helpers.ak.access_key_id, access_key_secret = helpers.ak.access_key_secret }
 
--- Every secret: the accounts' (helpers), the OIDC tokens, and what STS issues (by prefix).
-local function assert_clean(v)
-  local text = tostring(v)
-  helpers.assert_no_secret(text)
-  for _, s in ipairs({ OIDC.token, OIDC.expired_token, "EmuIssuedSecret", "EmuIssuedToken" }) do
-    assert(not text:find(s, 1, true), "a secret leaked into: " .. text)
-  end
-end
-
-local function assert_err(err, code, ...)
-  helpers.assert_error(err, code)
-  assert_clean(tostring(err))
-  for _, v in pairs(err) do assert_clean(v) end
-  for _, part in ipairs({ ... }) do
-    assert.truthy(err.message:find(part, 1, true), "expected " .. part .. " in: " .. err.message)
-  end
-  return err
-end
+-- Every secret: the emulator's (helpers), the OIDC tokens, and what STS issues (by prefix).
+local assert_clean, assert_err = support.checks({ OIDC.token, OIDC.expired_token, "EmuIssuedSecret", "EmuIssuedToken" })
+local sh, write = support.sh, support.write
 
 local function with(...)
   local out = {}
   for _, t in ipairs({ ... }) do for k, v in pairs(t) do out[k] = v end end
   return out
-end
-
-local function sh(cmd)
-  local f = assert(io.popen(cmd, "r"))
-  local out = f:read("*a")
-  f:close()
-  return out
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
 end
 
 describe("credentials through STS", function()
@@ -212,11 +184,16 @@ describe("credentials through STS", function()
       assert.are.same({ "env-session", "1200", PARTNER_ID }, { a.RoleSessionName, a.DurationSeconds, a.ExternalId })
     end)
 
-    it("refreshes the keys when 180 s or less remain, with a new AssumeRole", function()
+    -- A client of the role whose first keys (fetched here) live 600 s.
+    local function short_lived_role()
       emu:faults{ sts_duration_seconds = 600 }
       now = os.time()
       local c = client(with(AK, { role_arn = ROLE }))
-      local first = calls_ok(c)
+      return c, calls_ok(c)
+    end
+
+    it("refreshes the keys when 180 s or less remain, with a new AssumeRole", function()
+      local c, first = short_lived_role()
       now = now + 419                                   -- 181 s left: still fresh
       assert.are.equal(first, calls_ok(c))
       assert.are.equal(1, #requests("AssumeRole"))
@@ -229,10 +206,7 @@ describe("credentials through STS", function()
     end)
 
     it("keeps the old keys when a refresh fails before they expire, then reports the failure", function()
-      emu:faults{ sts_duration_seconds = 600 }
-      now = os.time()
-      local c = client(with(AK, { role_arn = ROLE }))
-      local first = calls_ok(c)
+      local c, first = short_lived_role()
       emu:faults{ sts_unavailable = 1 }
       now = now + 500                                   -- inside the margin, not expired
       assert.are.equal(first, calls_ok(c))

@@ -31,6 +31,7 @@ local lib = require "actionlib"
 local accounts = require "accounts"
 
 local format, concat = string.format, table.concat
+local sts_error = lib.error
 
 local M = {}
 
@@ -41,10 +42,6 @@ for _, p in ipairs(accounts.oidc_providers) do PROVIDERS[p.arn] = p end
 local VERSION = "2015-04-01"
 local DEFAULT_DURATION, MIN_DURATION = 3600, 900
 local CREDENTIAL_FIELDS = { "SecurityToken", "AccessKeyId", "AccessKeySecret", "Expiration" }
-
-local function sts_error(status, code, message)
-  return { status = status, code = code, message = message }
-end
 
 local function iso_utc(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
 
