@@ -333,6 +333,43 @@ describe("credentials.chain", function()
     end)
   end)
 
+  describe("STS endpoint (RamRoleArn, OIDC)", function()
+    -- The scheme://host a role's first AssumeRole goes to (captured, never sent).
+    local function sts_host(opts)
+      local seen
+      local o = { access_key_id = "LTAIoptions000001", access_key_secret = "opt-secret-Zz90",
+                  role_arn = "acs:ram::1234567890:role/ota", sts_http = function(_, url) seen = url end }
+      for k, v in pairs(opts or {}) do o[k] = v end
+      local _, err = chain_ok(o):get()
+      assert_err(err, "SDK.TransportError", "STS: AssumeRole of acs:ram::1234567890:role/ota")
+      return seen:match("^https?://[^/]+")
+    end
+
+    it("is sts_endpoint, else ALIBABA_CLOUD_STS_ENDPOINT, else by region, else sts.aliyuncs.com", function()
+      assert.are.equal("https://sts.aliyuncs.com", sts_host())
+      vars.ALIBABA_CLOUD_STS_REGION = "cn-hangzhou"
+      assert.are.equal("https://sts.cn-hangzhou.aliyuncs.com", sts_host())
+      vars.ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED = "true"
+      assert.are.equal("https://sts-vpc.cn-hangzhou.aliyuncs.com", sts_host())
+      vars.ALIBABA_CLOUD_STS_ENDPOINT = "sts.cn-beijing.aliyuncs.com"
+      assert.are.equal("https://sts.cn-beijing.aliyuncs.com", sts_host())
+      assert.are.equal("http://127.0.0.1:9", sts_host{ sts_endpoint = "http://127.0.0.1:9/" })
+      vars.ALIBABA_CLOUD_STS_ENDPOINT = "https://sts.example.com/path"
+      chain_err({ role_arn = "acs:ram::1:role/x", access_key_id = "LTAIoptions000001", access_key_secret = "s" },
+        INVALID, "ALIBABA_CLOUD_STS_ENDPOINT must be an STS endpoint")
+    end)
+
+    it("takes a profile's sts_region", function()
+      cli_config([[{"profiles": [{"name": "default", "mode": "RamRoleArn", "access_key_id": "LTAIcliArn00000005",
+        "access_key_secret": "cli-arn-secret-Tt55", "ram_role_arn": "acs:ram::1234567890:role/ota",
+        "sts_region": "ap-southeast-1"}]}]])
+      local seen
+      local _, err = chain_ok{ sts_http = function(_, url) seen = url end }:get()
+      assert_err(err, "SDK.TransportError")
+      assert.truthy(seen:find("^https://sts%.ap%-southeast%-1%.aliyuncs%.com/%?"), seen)
+    end)
+  end)
+
   describe("profiles and nothing at all", function()
     it("a named profile found nowhere names itself and the files searched", function()
       local cli = cli_config()
