@@ -359,6 +359,14 @@ describe("credentials.chain", function()
         INVALID, "ALIBABA_CLOUD_STS_ENDPOINT must be an STS endpoint")
     end)
 
+    it("leaves ALIBABA_CLOUD_ROLE_ARN to OIDC when its variables are set, even under a profile", function()
+      cli_config()
+      vars.ALIBABA_CLOUD_ROLE_ARN = "acs:ram::1234567890:role/rrsa"
+      assert.truthy(chain_ok{ profile = "work" }.source:find("^ram%-role%-arn:acs:ram::1234567890:role/rrsa from"))
+      vars.ALIBABA_CLOUD_OIDC_TOKEN_FILE = home .. "/token"
+      assert.are.equal("cli-profile:work (" .. home .. "/.aliyun/config.json)", chain_ok{ profile = "work" }.source)
+    end)
+
     it("takes a profile's sts_region", function()
       cli_config([[{"profiles": [{"name": "default", "mode": "RamRoleArn", "access_key_id": "LTAIcliArn00000005",
         "access_key_secret": "cli-arn-secret-Tt55", "ram_role_arn": "acs:ram::1234567890:role/ota",

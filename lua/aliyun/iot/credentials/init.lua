@@ -251,7 +251,8 @@ local function choose_role(s)
   local opts, env = s.opts, s.env
   local oidc = opts.oidc_token_file ~= nil or opts.oidc_provider_arn ~= nil
   if opts.role_arn ~= nil and not oidc then return option_role(opts) end
-  local env_oidc = opts.profile == nil and (nonempty(env(ENV_OIDC_PROVIDER)) or nonempty(env(ENV_OIDC_TOKEN_FILE)))
+  -- OIDC's variables claim ALIBABA_CLOUD_ROLE_ARN even when a profile skips OIDC.
+  local env_oidc = nonempty(env(ENV_OIDC_PROVIDER)) or nonempty(env(ENV_OIDC_TOKEN_FILE))
   local arn = not oidc and not env_oidc and nonempty(env(ENV_ROLE_ARN))
   if arn then
     local spec = option_role(opts, setmetatable({ arn = ENV_ROLE_ARN }, { __index = OPTION_NAMES }))
