@@ -9,7 +9,8 @@
 --               rotates that file, so it is read again at each renewal, never kept.
 --
 -- Both are made by the chain (credentials/init.lua) from a `spec` (see sts.role) and the
--- chain's context `s` (opts, env, defaults). Nothing is sent before the first get().
+-- chain's context `s` (opts, env, defaults). Nothing is sent before the first get(). The
+-- end of this file says which role the options and the environment ask for.
 local core = require("aliyun.iot.core")
 local errors = require("aliyun.iot.errors")
 local defaults = require("aliyun.iot.defaults")
@@ -17,12 +18,16 @@ local common = require("aliyun.iot.credentials.common")
 local provider = require("aliyun.iot.credentials.provider")
 local sts = require("aliyun.iot.credentials.sts")
 
-local tostring, ipairs, pairs = tostring, ipairs, pairs
+local tostring, ipairs, pairs, setmetatable = tostring, ipairs, pairs, setmetatable
 local format, match = string.format, string.match
 
 local missing, invalid, nonempty, trim = common.missing, common.invalid, common.nonempty, common.trim
 
-local assume_role = {}
+local assume_role = {
+  ENV_ROLE_ARN = "ALIBABA_CLOUD_ROLE_ARN",
+  ENV_OIDC_PROVIDER = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+  ENV_OIDC_TOKEN_FILE = "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+}
 
 -- No sts_http given: a transport of its own, made on first use with opts.sts_transport
 -- (iot.new passes the client's timeouts, proxy and TLS settings), else the SDKs'
@@ -103,6 +108,77 @@ function assume_role.oidc(s, spec)
     sts.shown_arn(spec.oidc_provider_arn), spec.oidc_token_file)
   return provider.refreshing(format("oidc-role-arn:%s (token file %s)", state.role.shown, spec.oidc_token_file),
     spec.region, state)
+end
+
+------------------------------------------------------------------------------
+-- Which role, from the options and the environment (the chain asks)
+
+-- Names of the role's fields where options give them.
+local OPTION_NAMES = { arn = "option role_arn", session_name = "option role_session_name",
+  duration = "option role_session_duration", external_id = "option external_id",
+  oidc_provider_arn = "option oidc_provider_arn", oidc_token_file = "option oidc_token_file" }
+
+-- A spec from the options' role_* fields; names (default OPTION_NAMES) say where each is.
+local function option_role(opts, names)
+  return { arn = opts.role_arn, session_name = opts.role_session_name, duration = opts.role_session_duration,
+    external_id = opts.external_id, policy = opts.policy, names = names or OPTION_NAMES }
+end
+
+-- OIDC's three parts: the spec's field, its option, its variable.
+local OIDC_PARTS = { { "arn", "role_arn", assume_role.ENV_ROLE_ARN },
+                     { "oidc_provider_arn", "oidc_provider_arn", assume_role.ENV_OIDC_PROVIDER },
+                     { "oidc_token_file", "oidc_token_file", assume_role.ENV_OIDC_TOKEN_FILE } }
+
+--- Whether the environment names an OIDC provider or token file.
+function assume_role.oidc_in(env)
+  return nonempty(env(assume_role.ENV_OIDC_PROVIDER)) or nonempty(env(assume_role.ENV_OIDC_TOKEN_FILE))
+end
+
+--- The OIDC spec: each part from its option (when `from_options`), else from its variable.
+function assume_role.oidc_spec(opts, env, from_options)
+  local spec = option_role(opts, setmetatable({}, { __index = OPTION_NAMES }))
+  for _, part in ipairs(OIDC_PARTS) do
+    local v = from_options and opts[part[2]] or nil
+    if v == nil then v, spec.names[part[1]] = env(part[3]), part[3] end
+    spec[part[1]] = v
+  end
+  return spec
+end
+
+--- The RAM role to assume with what the chain's sources give: option role_arn, else
+-- ALIBABA_CLOUD_ROLE_ARN unless OIDC claims it (its options, or its variables, even when
+-- a profile skips OIDC). Returns a spec or nothing; or nil, err for options that shape a
+-- role when there is no role to shape.
+function assume_role.claimed(opts, env)
+  local oidc = opts.oidc_token_file ~= nil or opts.oidc_provider_arn ~= nil
+  if opts.role_arn ~= nil and not oidc then return option_role(opts) end
+  if oidc or assume_role.oidc_in(env) then return end
+  local arn = nonempty(env(assume_role.ENV_ROLE_ARN))
+  if arn then
+    local spec = option_role(opts, setmetatable({ arn = assume_role.ENV_ROLE_ARN }, { __index = OPTION_NAMES }))
+    spec.arn = arn
+    return spec
+  end
+  for _, name in ipairs({ "role_session_name", "role_session_duration", "external_id", "policy" }) do
+    if opts[name] ~= nil then
+      return nil, errors.invalid(format("option %s needs a role to assume: role_arn (or %s), or OIDC", name,
+        assume_role.ENV_ROLE_ARN))
+    end
+  end
+end
+
+--- The sources' provider p (or their error), with `role` (assume_role.claimed's) assumed
+-- on top of it through make.ram_role_arn.
+function assume_role.on_top(make, role, p, err)
+  if not role then return p, err end
+  if not p then
+    if err.code == errors.codes.MISSING_CREDENTIALS then
+      err.message = format("the RAM role %s (%s) needs source credentials to be assumed with: %s",
+        sts.shown_arn(role.arn), role.names.arn, err.message)
+    end
+    return nil, err
+  end
+  return make.ram_role_arn(p, role)
 end
 
 return assume_role

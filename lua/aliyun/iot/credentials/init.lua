@@ -31,7 +31,8 @@
 -- What a source does lives beside it: credentials/provider.lua (the object get() is called
 -- on), keys.lua (the one AK/STS check), cli_config.lua and ini.lua (the two files, with
 -- profile.lua, what a profile of either becomes), ecs.lua (the metadata service),
--- assume_role.lua and sts.lua (RamRoleArn and OIDC, through STS), uri.lua (a credentials
+-- assume_role.lua and sts.lua (RamRoleArn and OIDC through STS, and which role the options
+-- and the environment ask for), uri.lua (a credentials
 -- URI) and common.lua (errors and helpers they all share).
 --
 -- Nothing here does I/O at require time; chain() reads files, and only the get() of a
@@ -46,10 +47,8 @@ local assume_role = require("aliyun.iot.credentials.assume_role")
 local uri = require("aliyun.iot.credentials.uri")
 local time = require("aliyun.iot.time")
 local defaults = require("aliyun.iot.defaults")
-local errors = require("aliyun.iot.errors")
-local sts = require("aliyun.iot.credentials.sts")
 
-local type, ipairs, pairs, error, setmetatable = type, ipairs, pairs, error, setmetatable
+local type, ipairs, pairs, error = type, ipairs, pairs, error
 local format, gsub = string.format, string.gsub
 local concat = table.concat
 local getenv = os.getenv
@@ -58,7 +57,7 @@ local missing, invalid, nonempty = common.missing, common.invalid, common.nonemp
 
 local credentials = {
   DEFAULT_METADATA_URL = "http://100.100.100.200",
-  -- Refresh ECS credentials this many seconds before their Expiration.
+  -- Renew keys that expire (ECS role, STS, credentials URI) this many seconds before their Expiration.
   DEFAULT_REFRESH_MARGIN = defaults.credentials_refresh_margin,
 }
 
@@ -72,9 +71,6 @@ local ENV_PROFILE = "ALIBABA_CLOUD_PROFILE"
 local ENV_CONFIG_FILE = "ALIBABA_CLOUD_CONFIG_FILE"
 local ENV_CREDENTIALS_FILE = "ALIBABA_CLOUD_CREDENTIALS_FILE"
 local ENV_ECS_ROLE = "ALIBABA_CLOUD_ECS_METADATA"
-local ENV_ROLE_ARN = "ALIBABA_CLOUD_ROLE_ARN"
-local ENV_OIDC_PROVIDER = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
-local ENV_OIDC_TOKEN_FILE = "ALIBABA_CLOUD_OIDC_TOKEN_FILE"
 -- The variable that holds each part of the pair.
 local ENV_VAR = { access_key_id = ENV_ID, access_key_secret = ENV_SECRET }
 
@@ -111,33 +107,6 @@ local function chosen_by_options(opts)
   return chosen
 end
 
--- Names of the role's fields where options give them.
-local OPTION_NAMES = { arn = "option role_arn", session_name = "option role_session_name",
-  duration = "option role_session_duration", external_id = "option external_id",
-  oidc_provider_arn = "option oidc_provider_arn", oidc_token_file = "option oidc_token_file" }
-
--- A role spec (credentials/sts.lua) from the options' role_* fields.
-local function option_role(opts, names)
-  return { arn = opts.role_arn, session_name = opts.role_session_name, duration = opts.role_session_duration,
-    external_id = opts.external_id, policy = opts.policy, names = names or OPTION_NAMES }
-end
-
--- OIDC's three parts: the role_* spec's field, its option, its variable.
-local OIDC_PARTS = { { "arn", "role_arn", ENV_ROLE_ARN },
-                     { "oidc_provider_arn", "oidc_provider_arn", ENV_OIDC_PROVIDER },
-                     { "oidc_token_file", "oidc_token_file", ENV_OIDC_TOKEN_FILE } }
-
--- The OIDC spec: each part from its option (when `options`), else from its variable.
-local function oidc_spec(s, options)
-  local spec = option_role(s.opts, setmetatable({}, { __index = OPTION_NAMES }))
-  for _, part in ipairs(OIDC_PARTS) do
-    local v = options and s.opts[part[2]] or nil
-    if v == nil then v, spec.names[part[1]] = s.env(part[3]), part[3] end
-    spec[part[1]] = v
-  end
-  return spec
-end
-
 -- 1. Options: a key pair (with an optional STS token), an ECS RAM role by name, a
 -- credentials URI or an OIDC token file.
 local function from_options(s)
@@ -161,7 +130,7 @@ local function from_options(s)
     return s.make.ecs(opts.role_name, nil)
   end
   if opts.credentials_uri ~= nil then return s.make.uri(opts.credentials_uri, "option credentials_uri") end
-  if chosen[1] == "oidc_token_file" then return s.make.oidc(oidc_spec(s, true)) end
+  if chosen[1] == "oidc_token_file" then return s.make.oidc(assume_role.oidc_spec(opts, s.env, true)) end
 end
 
 -- 2. The environment, unless the options chose a profile.
@@ -180,11 +149,8 @@ end
 
 -- 3. OIDC (RRSA in ACK) from the environment, unless the options chose a profile.
 local function from_oidc_environment(s)
-  local env = s.env
-  if s.opts.profile ~= nil or not (nonempty(env(ENV_OIDC_PROVIDER)) or nonempty(env(ENV_OIDC_TOKEN_FILE))) then
-    return
-  end
-  return s.make.oidc(oidc_spec(s, false))
+  if s.opts.profile ~= nil or not assume_role.oidc_in(s.env) then return end
+  return s.make.oidc(assume_role.oidc_spec(s.opts, s.env, false))
 end
 
 -- Not a source: the profile the files are asked for, options.profile, else
@@ -244,51 +210,14 @@ end
 local STEPS = { from_options, from_environment, from_oidc_environment, choose_profile, from_cli_config,
                 from_ini_file, named_profile_missing, from_ecs_environment, from_uri_environment }
 
--- Not a source: the RAM role to assume with what the sources give, option role_arn,
--- else ALIBABA_CLOUD_ROLE_ARN unless OIDC claims it (its variables, or the options').
--- Options that shape a role with no role to shape are a mistake worth saying.
-local function choose_role(s)
-  local opts, env = s.opts, s.env
-  local oidc = opts.oidc_token_file ~= nil or opts.oidc_provider_arn ~= nil
-  if opts.role_arn ~= nil and not oidc then return option_role(opts) end
-  -- OIDC's variables claim ALIBABA_CLOUD_ROLE_ARN even when a profile skips OIDC.
-  local env_oidc = nonempty(env(ENV_OIDC_PROVIDER)) or nonempty(env(ENV_OIDC_TOKEN_FILE))
-  local arn = not oidc and not env_oidc and nonempty(env(ENV_ROLE_ARN))
-  if arn then
-    local spec = option_role(opts, setmetatable({ arn = ENV_ROLE_ARN }, { __index = OPTION_NAMES }))
-    spec.arn = arn
-    return spec
-  end
-  if oidc or env_oidc then return end
-  for _, name in ipairs({ "role_session_name", "role_session_duration", "external_id", "policy" }) do
-    if opts[name] ~= nil then
-      return nil, errors.invalid(format("option %s needs a role to assume: role_arn (or %s), or OIDC", name,
-        ENV_ROLE_ARN))
-    end
-  end
-end
-
--- The sources' provider p (or their error), with the role assumed on top of it.
-local function assume(s, role, p, err)
-  if not role then return p, err end
-  if not p then
-    if err.code == errors.codes.MISSING_CREDENTIALS then
-      err.message = format("the RAM role %s (%s) needs source credentials to be assumed with: %s",
-        sts.shown_arn(role.arn), role.names.arn, err.message)
-    end
-    return nil, err
-  end
-  return s.make.ram_role_arn(p, role)
-end
-
 -- No step decided: say everything that was tried.
 local function nothing_found(s)
   return missing("no credentials found: pass access_key_id and access_key_secret, set "
     .. ENV_ID .. " and " .. ENV_SECRET .. ", configure a profile in "
     .. (s.paths[ENV_CONFIG_FILE] or "~/.aliyun/config.json") .. " or "
     .. (s.paths[ENV_CREDENTIALS_FILE] or "~/.alibabacloud/credentials")
-    .. ", name an ECS RAM role (role_name, " .. ENV_ECS_ROLE .. "), an OIDC token file (" .. ENV_OIDC_TOKEN_FILE
-    .. ") or a credentials URI (credentials_uri, " .. uri.ENV .. ")")
+    .. ", name an ECS RAM role (role_name, " .. ENV_ECS_ROLE .. "), an OIDC token file ("
+    .. assume_role.ENV_OIDC_TOKEN_FILE .. ") or a credentials URI (credentials_uri, " .. uri.ENV .. ")")
 end
 
 ------------------------------------------------------------------------------
@@ -337,14 +266,15 @@ function credentials.chain(opts, env)
     oidc = function(spec) return assume_role.oidc(s, spec) end,
     uri = function(url, from, region) return uri.provider(s, url, from, region) end,
   }
-  local role, err = choose_role(s)
+  -- The RAM role to assume with what the sources give, if any.
+  local role, err = assume_role.claimed(opts, env)
   if err then return nil, err end
   for _, step in ipairs(STEPS) do
     local p
     p, err = step(s)
-    if p or err then return assume(s, role, p, err) end
+    if p or err then return assume_role.on_top(s.make, role, p, err) end
   end
-  return assume(s, role, nothing_found(s))
+  return assume_role.on_top(s.make, role, nothing_found(s))
 end
 
 return credentials
