@@ -144,14 +144,15 @@ describe("credentials through STS", function()
         c.credentials.source)
     end)
 
-    it("comes from CLI profiles (RamRoleArn, ChainableRamRoleArn over it) and the INI file", function()
+    it("comes from CLI profiles (RamRoleArn, ChainableRamRoleArn, a named source) and the INI file", function()
       local path = write(dir .. "/config.json", string.format([[{"current": "chained", "profiles": [
         {"name": "ops", "mode": "RamRoleArn", "access_key_id": %q, "access_key_secret": %q, "ram_role_arn": %q,
          "ram_session_name": "ops-session", "expired_seconds": 900, "region_id": "cn-shanghai"},
         {"name": "chained", "mode": "ChainableRamRoleArn", "source_profile": "ops", "ram_role_arn": %q,
          "external_id": %q, "expired_seconds": 0},
-        {"name": "loop", "mode": "ChainableRamRoleArn", "source_profile": "loop", "ram_role_arn": %q}]}]],
-        AK.access_key_id, AK.access_key_secret, ROLE, PARTNER, PARTNER_ID, ROLE))
+        {"name": "loop", "mode": "ChainableRamRoleArn", "source_profile": "loop", "ram_role_arn": %q},
+        {"name": "plain", "mode": "AK", "access_key_id": %q, "access_key_secret": %q}]}]],
+        AK.access_key_id, AK.access_key_secret, ROLE, PARTNER, PARTNER_ID, ROLE, AK.access_key_id, AK.access_key_secret))
       local p = chain({}, { ALIBABA_CLOUD_CONFIG_FILE = path })
       assert.are.equal(string.format("ram-role-arn:%s from ram-role-arn:%s from cli-profile:ops (%s)", PARTNER, ROLE,
         path), p.source)
@@ -163,6 +164,10 @@ describe("credentials through STS", function()
       assert.truthy(a[2].access_key_id:match("^STS%.EmuIssued"))
       assert.are.same({ PARTNER, PARTNER_ID, "3600" }, { a[2].params.RoleArn, a[2].params.ExternalId,
         a[2].params.DurationSeconds })
+      local named = chain({ profile = "plain", role_arn = ROLE }, { ALIBABA_CLOUD_CONFIG_FILE = path })
+      assert.are.equal("ram-role-arn:" .. ROLE .. " from cli-profile:plain (" .. path .. ")", named.source)
+      calls_ok(keys_of(named))
+      assert.are.equal(AK.access_key_id, requests("AssumeRole")[3].access_key_id)
       local _, err = credentials.chain({ profile = "loop" },
         function(n) return n == "ALIBABA_CLOUD_CONFIG_FILE" and path or nil end)
       assert_err(err, "SDK.InvalidArgument", 'profile "loop"', "deeper than")
@@ -170,7 +175,7 @@ describe("credentials through STS", function()
         .. "access_key_secret = %s\nrole_arn = %s\nrole_session_name = ini-session\n", AK.access_key_id,
         AK.access_key_secret, ROLE))
       calls_ok(keys_of(chain({}, { ALIBABA_CLOUD_CREDENTIALS_FILE = ini })))
-      assert.are.equal("ini-session", requests("AssumeRole")[3].params.RoleSessionName)
+      assert.are.equal("ini-session", requests("AssumeRole")[4].params.RoleSessionName)
     end)
 
     it("takes ALIBABA_CLOUD_ROLE_ARN and the session variables on top of the environment's keys", function()

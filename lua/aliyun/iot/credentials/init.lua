@@ -32,8 +32,8 @@
 -- on), keys.lua (the one AK/STS check), cli_config.lua and ini.lua (the two files, with
 -- profile.lua, what a profile of either becomes), ecs.lua (the metadata service),
 -- assume_role.lua and sts.lua (RamRoleArn and OIDC through STS, and which role the options
--- and the environment ask for), uri.lua (a credentials
--- URI) and common.lua (errors and helpers they all share).
+-- and the environment ask for), uri.lua (a credentials URI) and common.lua (errors and
+-- helpers they all share).
 --
 -- Nothing here does I/O at require time; chain() reads files, and only the get() of a
 -- provider whose keys expire talks to the network.
