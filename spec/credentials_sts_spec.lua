@@ -152,7 +152,8 @@ describe("credentials through STS", function()
          "external_id": %q, "expired_seconds": 0},
         {"name": "loop", "mode": "ChainableRamRoleArn", "source_profile": "loop", "ram_role_arn": %q},
         {"name": "plain", "mode": "AK", "access_key_id": %q, "access_key_secret": %q}]}]],
-        AK.access_key_id, AK.access_key_secret, ROLE, PARTNER, PARTNER_ID, ROLE, AK.access_key_id, AK.access_key_secret))
+        AK.access_key_id, AK.access_key_secret, ROLE, PARTNER, PARTNER_ID, ROLE,
+        AK.access_key_id, AK.access_key_secret))
       local p = chain({}, { ALIBABA_CLOUD_CONFIG_FILE = path })
       assert.are.equal(string.format("ram-role-arn:%s from ram-role-arn:%s from cli-profile:ops (%s)", PARTNER, ROLE,
         path), p.source)
