@@ -227,8 +227,9 @@ local V1_COMMON = { Signature = true }
 for name in pairs(OPTIONAL_COMMON) do V1_COMMON[name] = true end
 for _, name in ipairs(REQUIRED) do V1_COMMON[name] = true end
 
--- Steps 2-6 of a V1 request. Returns { access_key_id, action, version, common }
--- or nil and a gateway error.
+-- Steps 2-6 of a V1 request. Returns { access_key_id, acct (accounts.lua's entry,
+-- or the credentials STS issued), account, action, version, common } or nil and a
+-- gateway error.
 local function authenticate_v1(ctx)
   local p = ctx.params
 
@@ -274,8 +275,8 @@ local function authenticate_v1(ctx)
   if not store.use_nonce(p.AccessKeyId, p.SignatureNonce) then
     return nil, gateway_error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
   end
-  return { access_key_id = p.AccessKeyId, account = acct.account, action = p.Action, version = p.Version,
-           common = V1_COMMON }
+  return { access_key_id = p.AccessKeyId, acct = acct, account = acct.account, action = p.Action,
+           version = p.Version, common = V1_COMMON }
 end
 
 -- Steps 2-6 of an action no AccessKey signs (STS's AssumeRoleWithOIDC: its token
@@ -390,8 +391,8 @@ local function authenticate_v3(ctx)
   if not store.use_nonce(auth.credential, signing.trim(h["x-acs-signature-nonce"])) then
     return nil, gateway_error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
   end
-  return { access_key_id = auth.credential, account = acct.account, action = signing.trim(h["x-acs-action"]),
-           version = signing.trim(h["x-acs-version"]), common = V3_COMMON }
+  return { access_key_id = auth.credential, acct = acct, account = acct.account,
+           action = signing.trim(h["x-acs-action"]), version = signing.trim(h["x-acs-version"]), common = V3_COMMON }
 end
 
 -- The action's own parameters (no common or signature ones) as sorted
