@@ -60,6 +60,10 @@ local OPTIONS = {
   region = "string", endpoint = "string",
   access_key_id = "string", access_key_secret = "string", security_token = "string",
   profile = "string", role_name = "string", metadata_url = "string", credentials_refresh_margin = "number",
+  -- More sources (aliyun.iot.credentials): a RAM role assumed through STS, OIDC, a credentials URI.
+  role_arn = "string", role_session_name = "string", role_session_duration = "number", external_id = "string",
+  policy = "string", oidc_provider_arn = "string", oidc_token_file = "string", credentials_uri = "string",
+  sts_endpoint = "string",
   iot_instance_id = "string",
   timeout = "number", connect_timeout = "number",
   cafile = "string", ssl_verify = "boolean", gzip = "boolean", max_body_bytes = "number", max_inflight_bytes = "number",
@@ -168,9 +172,17 @@ function iot.new(opts)
     access_key_id = opts.access_key_id, access_key_secret = opts.access_key_secret,
     security_token = opts.security_token, profile = opts.profile, role_name = opts.role_name,
     metadata_url = opts.metadata_url, refresh_margin = opts.credentials_refresh_margin, clock = opts.clock,
-    -- The metadata service (ECS RAM roles) is reached directly, never through
-    -- a proxy meant for the API, over a transport made on first use only.
+    role_arn = opts.role_arn, role_session_name = opts.role_session_name, external_id = opts.external_id,
+    role_session_duration = opts.role_session_duration, policy = opts.policy, sts_endpoint = opts.sts_endpoint,
+    oidc_provider_arn = opts.oidc_provider_arn, oidc_token_file = opts.oidc_token_file,
+    credentials_uri = opts.credentials_uri, logger = opts.logger or transports.logger(),
+    -- The metadata service (ECS RAM roles) and a credentials URI are reached
+    -- directly, never through a proxy meant for the API, over a transport made
+    -- on first use only; STS, a public endpoint like the API, through the API's
+    -- proxy and TLS settings, as the SDKs reach it.
     http = transports.http_function{ timeout = 2, connect_timeout = 1, proxy = "" },
+    sts_transport = { timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
+      cafile = opts.cafile, ssl_verify = opts.ssl_verify },
   }
   if not provider then return nil, err end
   local base_url, region = resolve_endpoint(opts, provider.region)
