@@ -454,7 +454,7 @@ local function process(ctx)
   end
 
   -- Faults after authentication: the nonce is recorded by now.
-  local early = faults_after.after_auth(ctx, ACCOUNTS[auth.access_key_id])
+  local early = faults_after.after_auth(ctx, auth.acct)
   if early then return early end
 
   -- 8. Action and Version.
