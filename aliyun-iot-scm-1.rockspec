@@ -46,6 +46,7 @@ build = {
       ["aliyun.iot.walk"] = "lua/aliyun/iot/walk.lua",
       ["aliyun.iot.schedule"] = "lua/aliyun/iot/schedule.lua",
       ["aliyun.iot.defaults"] = "lua/aliyun/iot/defaults.lua",
+      ["aliyun.iot.options"] = "lua/aliyun/iot/options.lua",
       ["aliyun.iot.time"] = "lua/aliyun/iot/time.lua",
       ["aliyun.iot.credentials"] = "lua/aliyun/iot/credentials/init.lua",
       ["aliyun.iot.credentials.common"] = "lua/aliyun/iot/credentials/common.lua",
