@@ -31,11 +31,17 @@ local client = assert(iot.new{
 })
 local t0 = core.monotonic()
 local n, first_rss = 0, nil
-for _ in client:tasks{ JobId = job } do
+local calls = 0
+local cpu0 = os.clock()
+local function count_calls(info)
+  local c = info.calls
+  calls = c.pages + c.chunks + c.QueryDevice
+end
+for _ in client:tasks{ JobId = job, on_progress = count_calls } do
   n = n + 1
   if n == 1 then first_rss = sample(n) elseif n % every == 0 then sample(n) end
 end
 local rss, hwm, lua_kb = sample(n)
-print(string.format("result tasks=%d first_rss_kb=%d peak_hwm_kb=%d final_rss_kb=%d final_lua_kb=%.0f seconds=%.3f",
-  n, first_rss, hwm, rss, lua_kb, core.monotonic() - t0))
+print(string.format("result tasks=%d first_rss_kb=%d peak_hwm_kb=%d final_rss_kb=%d final_lua_kb=%.0f seconds=%.3f "
+  .. "cpu_seconds=%.3f calls=%d", n, first_rss, hwm, rss, lua_kb, core.monotonic() - t0, os.clock() - cpu0, calls))
 client:close()

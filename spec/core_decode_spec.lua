@@ -370,6 +370,7 @@ describe("error objects", function()
       DEPTH_CAP_EXCEEDED = "SDK.DepthCapExceeded",
       INCOMPLETE_LISTING = "SDK.IncompleteListing",
       CLIENT_CLOSED = "SDK.ClientClosed",
+      REDIS_ERROR = "SDK.RedisError", RATE_LIMIT_STORE_UNAVAILABLE = "SDK.RateLimitStoreUnavailable",
     }, core.codes)
   end)
 end)

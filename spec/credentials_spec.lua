@@ -3,6 +3,7 @@
 -- own temp HOME holding only the files it writes; the environment is injected as a
 -- function (Lua cannot setenv), except in the child-process tests at the end.
 local helpers = require("helpers")
+local support = require("credentials.support")
 local credentials = require("aliyun.iot.credentials")
 local core = require("aliyun.iot.core")
 
@@ -20,46 +21,8 @@ local SECRETS = {
   "stub-secret-", "stub-token-", "stub-metadata-token", "broken-secret-Vv94",
 }
 
-local function assert_clean(text)
-  text = tostring(text)
-  for _, secret in ipairs(SECRETS) do
-    assert(not text:find(secret, 1, true), "a secret leaked into: " .. text)
-  end
-  helpers.assert_no_secret(text)
-end
-
--- An error object of the given code whose message contains each of `parts`.
-local function assert_err(err, code, ...)
-  helpers.assert_error(err, code)
-  assert_clean(tostring(err))
-  for _, v in pairs(err) do assert_clean(v) end
-  for _, part in ipairs({ ... }) do
-    assert.truthy(err.message:find(part, 1, true), "expected " .. part .. " in: " .. err.message)
-  end
-  return err
-end
-
-local function sh(cmd)
-  local f = assert(io.popen(cmd, "r"))
-  local out = f:read("*a")
-  f:close()
-  return out
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, text)
-  sh("mkdir -p '" .. path:match("^(.*)/[^/]*$") .. "'")
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
-end
+local assert_clean, assert_err = support.checks(SECRETS)
+local sh, read, write = support.sh, support.read, support.write
 
 -- A provider's credentials, asserting there is no error.
 local function get(provider)
@@ -143,7 +106,9 @@ describe("credentials.chain", function()
     it("reject several explicit sources at once", function()
       chain_err({ access_key_id = "LTAIoptions000001", access_key_secret = "opt-secret-Zz90", profile = "x" },
         INVALID, "not several")
-      chain_err({ role_name = "r", profile = "x" }, INVALID, "not both")
+      chain_err({ role_name = "r", profile = "x" }, INVALID, "not several", "role_name and profile")
+      chain_err({ credentials_uri = "http://127.0.0.1:1/c", access_key_id = "LTAIoptions000001",
+                  access_key_secret = "opt-secret-Zz90" }, INVALID, "access keys and credentials_uri")
     end)
 
     it("raise on a wrong argument type (programmer error)", function()
@@ -226,8 +191,14 @@ describe("credentials.chain", function()
     end)
 
     it("names an unsupported mode", function()
+      local path = cli_config('{"profiles": [{"name": "sso", "mode": "CloudSSO", "cloud_sso_sign_in_url": "x"}]}')
+      chain_err({ profile = "sso" }, INVALID, 'profile "sso" in ' .. path, 'mode "CloudSSO"', "AK, StsToken")
+    end)
+
+    it("makes a RamRoleArn profile a role assumed with its own keys (nothing sent yet)", function()
       local path = cli_config()
-      chain_err({ profile = "arn" }, INVALID, 'profile "arn" in ' .. path, 'mode "RamRoleArn"', "AK, StsToken")
+      local p = chain_ok{ profile = "arn" }
+      assert.are.equal("ram-role-arn:acs:ram::1234567890:role/ota from cli-profile:arn (" .. path .. ")", p.source)
     end)
 
     it("names a key missing from an AK or StsToken profile", function()
@@ -359,6 +330,51 @@ describe("credentials.chain", function()
         .. "access_key_secret = ini-default-secret-Ab12\r\n")
       assert.are.same({ access_key_id = "LTAIcrlf000000008", access_key_secret = "ini-default-secret-Ab12" },
         get(chain_ok()))
+    end)
+  end)
+
+  describe("STS endpoint (RamRoleArn, OIDC)", function()
+    -- The scheme://host a role's first AssumeRole goes to (captured, never sent).
+    local function sts_host(opts)
+      local seen
+      local o = { access_key_id = "LTAIoptions000001", access_key_secret = "opt-secret-Zz90",
+                  role_arn = "acs:ram::1234567890:role/ota", sts_http = function(_, url) seen = url end }
+      for k, v in pairs(opts or {}) do o[k] = v end
+      local _, err = chain_ok(o):get()
+      assert_err(err, "SDK.TransportError", "STS: AssumeRole of acs:ram::1234567890:role/ota")
+      return seen:match("^https?://[^/]+")
+    end
+
+    it("is sts_endpoint, else ALIBABA_CLOUD_STS_ENDPOINT, else by region, else sts.aliyuncs.com", function()
+      assert.are.equal("https://sts.aliyuncs.com", sts_host())
+      vars.ALIBABA_CLOUD_STS_REGION = "cn-hangzhou"
+      assert.are.equal("https://sts.cn-hangzhou.aliyuncs.com", sts_host())
+      vars.ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED = "true"
+      assert.are.equal("https://sts-vpc.cn-hangzhou.aliyuncs.com", sts_host())
+      vars.ALIBABA_CLOUD_STS_ENDPOINT = "sts.cn-beijing.aliyuncs.com"
+      assert.are.equal("https://sts.cn-beijing.aliyuncs.com", sts_host())
+      assert.are.equal("http://127.0.0.1:9", sts_host{ sts_endpoint = "http://127.0.0.1:9/" })
+      vars.ALIBABA_CLOUD_STS_ENDPOINT = "https://sts.example.com/path"
+      chain_err({ role_arn = "acs:ram::1:role/x", access_key_id = "LTAIoptions000001", access_key_secret = "s" },
+        INVALID, "ALIBABA_CLOUD_STS_ENDPOINT must be an STS endpoint")
+    end)
+
+    it("leaves ALIBABA_CLOUD_ROLE_ARN to OIDC when its variables are set, even under a profile", function()
+      cli_config()
+      vars.ALIBABA_CLOUD_ROLE_ARN = "acs:ram::1234567890:role/rrsa"
+      assert.truthy(chain_ok{ profile = "work" }.source:find("^ram%-role%-arn:acs:ram::1234567890:role/rrsa from"))
+      vars.ALIBABA_CLOUD_OIDC_TOKEN_FILE = home .. "/token"
+      assert.are.equal("cli-profile:work (" .. home .. "/.aliyun/config.json)", chain_ok{ profile = "work" }.source)
+    end)
+
+    it("takes a profile's sts_region", function()
+      cli_config([[{"profiles": [{"name": "default", "mode": "RamRoleArn", "access_key_id": "LTAIcliArn00000005",
+        "access_key_secret": "cli-arn-secret-Tt55", "ram_role_arn": "acs:ram::1234567890:role/ota",
+        "sts_region": "ap-southeast-1"}]}]])
+      local seen
+      local _, err = chain_ok{ sts_http = function(_, url) seen = url end }:get()
+      assert_err(err, "SDK.TransportError")
+      assert.truthy(seen:find("^https://sts%.ap%-southeast%-1%.aliyuncs%.com/%?"), seen)
     end)
   end)
 

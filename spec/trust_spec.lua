@@ -237,9 +237,14 @@ describe("trust: a listing yields every task once or raises", function()
 
   describe("unknown status", function()
     -- 100,020 tasks, too deep for one listing: split by TaskStatus, whose seven
-    -- documented parts hold 95,019; 5,001 tasks are SCHEDULED.
+    -- documented parts hold 95,019; 5,001 tasks are SCHEDULED. The device phase
+    -- finds them (every task once); where the product's devices cannot be
+    -- enumerated (no QueryDevice permission), the listing must say it is short.
     case{ name = "a 100,020-task job with 5,001 tasks in an undocumented status", tags = " #slow #big",
           faults = {}, params = { JobId = "job-100020-with-SCHEDULED" },
+          how = { codes = { "SDK.IncompleteListing" } } }
+    case{ name = "the same job where QueryDevice is denied", tags = " #slow #big",
+          faults = { deny_QueryDevice = 1 }, params = { JobId = "job-100020-with-SCHEDULED" },
           how = { complete = false, codes = { "SDK.IncompleteListing" } } }
   end)
 

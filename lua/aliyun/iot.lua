@@ -18,6 +18,7 @@ local transports = require("aliyun.iot.transport")
 local limiter = require("aliyun.iot.limiter")
 local credentials = require("aliyun.iot.credentials")
 local defaults = require("aliyun.iot.defaults")
+local options = require("aliyun.iot.options")
 
 local type, pairs, setmetatable, error = type, pairs, setmetatable, error
 local format, match = string.format, string.match
@@ -56,27 +57,6 @@ function Client.__index(client, key)
   return nil
 end
 
-local OPTIONS = {
-  region = "string", endpoint = "string",
-  access_key_id = "string", access_key_secret = "string", security_token = "string",
-  profile = "string", role_name = "string", metadata_url = "string", credentials_refresh_margin = "number",
-  iot_instance_id = "string",
-  timeout = "number", connect_timeout = "number",
-  cafile = "string", ssl_verify = "boolean", gzip = "boolean", max_body_bytes = "number", max_inflight_bytes = "number",
-  proxy = "string",
-  transport = "transport",
-  signature_version = "string",
-  max_retries = "number", deadline = "number", paging_depth_cap = "number",
-  rate_limit = "rate", correct_clock_skew = "boolean",
-  -- The limiter's buckets in Redis, shared by every machine of the account
-  -- (also from ALIYUN_IOT_RATE_LIMIT_STORE); see aliyun.iot.limiter.
-  rate_limit_store = "store", rate_limit_share = "share", rate_limit_store_required = "boolean",
-  rate_limit_store_timeout = "number", logger = "function",
-  -- Injection points (tests): clock() returns epoch seconds, nonce() a fresh
-  -- SignatureNonce.
-  clock = "function", nonce = "function",
-}
-
 local function invalid(message) return nil, errors.invalid(message) end
 
 -- What the limiter needs of the runtime (see limiter.for_client).
@@ -85,95 +65,31 @@ local RUNTIME = {
   monotonic = core.monotonic, new_id = core.nonce, getenv = getenv,
 }
 
-local function check_options(opts)
-  for name, value in pairs(opts) do
-    local want = OPTIONS[name]
-    if not want then
-      local names = {}
-      for k in pairs(OPTIONS) do names[#names + 1] = k end
-      table.sort(names)
-      return invalid(params.unknown_key("option", "iot.new", name, names))
-    end
-    -- A transport is a name ("curl", "resty") or an object (table or C userdata).
-    if want == "transport" then
-      if type(value) ~= "string" and type(value) ~= "table" and type(value) ~= "userdata" then
-        return invalid(format("option transport must be \"curl\", \"resty\" or an object, got %s", type(value)))
-      end
-    elseif want == "rate" then
-      local ok, why = limiter.check_rate(value)
-      if not ok then return invalid(format("option rate_limit must be %s, got %s", why, tostring(value))) end
-    elseif want == "store" then
-      if value ~= false and type(value) ~= "string" then
-        return invalid(format("option rate_limit_store must be a redis:// URL or false, got %s", type(value)))
-      end
-    elseif want == "share" then
-      if type(value) ~= "number" or not (value > 0 and value <= 1) then
-        return invalid(format("option rate_limit_share must be a number in (0, 1], got %s", tostring(value)))
-      end
-    elseif type(value) ~= want then
-      return invalid(format("option %s must be a %s, got %s", name, want, type(value)))
-    end
-  end
-  if opts.signature_version ~= nil and opts.signature_version ~= "v1" and opts.signature_version ~= "v3" then
-    return invalid(format("option signature_version must be \"v3\" or \"v1\", got %q", opts.signature_version))
-  end
-  local cap = opts.paging_depth_cap
-  if cap ~= nil and (cap ~= math.floor(cap) or cap < params.MAX_PAGE_SIZE or cap > params.MAX_DEPTH) then
-    return invalid(format("option paging_depth_cap must be an integer from %d to %d, got %s",
-      params.MAX_PAGE_SIZE, params.MAX_DEPTH, tostring(cap)))
-  end
-  local retries = opts.max_retries
-  if retries ~= nil and (retries < 0 or retries ~= math.floor(retries) or retries > 100) then
-    return invalid(format("option max_retries must be an integer from 0 to 100, got %s", tostring(retries)))
-  end
-  for _, name in ipairs({ "timeout", "connect_timeout", "max_body_bytes", "max_inflight_bytes", "deadline",
-                         "rate_limit_store_timeout" }) do
-    local v = opts[name]
-    if v ~= nil and not (v > 0 and v < math.huge) then
-      return invalid(format("option %s must be a positive number, got %s", name, tostring(v)))
-    end
-  end
-  return true
-end
-
-local function resolve_endpoint(opts, profile_region)
-  local region = opts.region or profile_region or getenv("ALIBABA_CLOUD_REGION_ID")
-  if region == "" then region = nil end
-  if region and not match(region, "^[a-z][a-z0-9%-]*[a-z0-9]$") then
-    return invalid(format("region %q is not a region id such as cn-shanghai", region))
-  end
-  local endpoint = opts.endpoint
-  if endpoint then
-    -- scheme://host[:port] only: paths and queries would break signing.
-    local base = match(endpoint, "^(https?://[%w%.%-_:%[%]]+)/?$")
-    if not base then
-      return invalid(format("endpoint %q must look like https://host[:port] (no path or query)", endpoint))
-    end
-    return base, region
-  end
-  if not region then
-    return invalid("region is required (e.g. region = \"cn-shanghai\"), or an explicit endpoint")
-  end
-  return format("https://iot.%s.aliyuncs.com", region), region
-end
-
 --- Create a client. Returns the client, or nil and an error object.
 function iot.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2) end
-  local ok, err = check_options(opts)
+  local ok, err = options.check(opts)
   if not ok then return nil, err end
   local provider
   provider, err = credentials.chain{
     access_key_id = opts.access_key_id, access_key_secret = opts.access_key_secret,
     security_token = opts.security_token, profile = opts.profile, role_name = opts.role_name,
     metadata_url = opts.metadata_url, refresh_margin = opts.credentials_refresh_margin, clock = opts.clock,
-    -- The metadata service (ECS RAM roles) is reached directly, never through
-    -- a proxy meant for the API, over a transport made on first use only.
+    role_arn = opts.role_arn, role_session_name = opts.role_session_name, external_id = opts.external_id,
+    role_session_duration = opts.role_session_duration, policy = opts.policy, sts_endpoint = opts.sts_endpoint,
+    oidc_provider_arn = opts.oidc_provider_arn, oidc_token_file = opts.oidc_token_file,
+    credentials_uri = opts.credentials_uri, logger = opts.logger or transports.logger(),
+    -- The metadata service (ECS RAM roles) and a credentials URI are reached
+    -- directly, never through a proxy meant for the API, over a transport made
+    -- on first use only; STS, a public endpoint like the API, through the API's
+    -- proxy and TLS settings, as the SDKs reach it.
     http = transports.http_function{ timeout = 2, connect_timeout = 1, proxy = "" },
+    sts_transport = { timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
+      cafile = opts.cafile, ssl_verify = opts.ssl_verify },
   }
   if not provider then return nil, err end
-  local base_url, region = resolve_endpoint(opts, provider.region)
+  local base_url, region = options.endpoint(opts, provider.region)
   if not base_url then return nil, region end
   if opts.iot_instance_id == "" then return invalid("iot_instance_id must not be empty") end
   -- Unless given, the instance comes from ALIYUN_IOT_INSTANCE_ID (empty: none).

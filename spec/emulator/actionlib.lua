@@ -7,9 +7,14 @@ local codec = require "codec"
 
 local M = {}
 
--- Gateway-level error (HTTP 400 gateway body), as returned by check_parameters.
+-- Gateway-level error (the gateway body with HTTP `status`), as returned by check_parameters.
+function M.error(status, code, message)
+  return { status = status, code = code, message = message }
+end
+
+-- The same with HTTP 400.
 function M.gateway_error(code, message)
-  return { status = 400, code = code, message = message }
+  return M.error(400, code, message)
 end
 
 function M.invalid(name, why)

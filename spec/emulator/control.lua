@@ -8,6 +8,7 @@
 --   GET  /__emulator/executions -> how often each action's code ran since the last reset
 --   GET  /__emulator/counts   -> requests, throttled and most per second, per action and AccessKeyId
 --   GET  /__emulator/limits   -> the paging caps and QPS quotas now in force, per action
+--   GET  /__emulator/credentials-uri -> fresh STS credentials, as a credentials URI serves them
 
 local cjson = require "cjson.safe"
 local codec = require "codec"
@@ -94,6 +95,11 @@ local ROUTES = {
   end,
   ["GET /__emulator/limits"] = function()
     reply(200, "application/json", limits_json())
+  end,
+  ["GET /__emulator/credentials-uri"] = function()
+    -- STS credentials as a credentials URI serves them (sts.lua, credentials_uri).
+    local status, body = require("sts").credentials_uri(ngx.req.get_uri_args(), store.faults())
+    reply(status, status == 200 and "application/json" or "text/plain", body)
   end,
   ["POST /__emulator/faults"] = function()
     ngx.req.read_body()

@@ -54,8 +54,41 @@ end
 -- action. Returns nil (go on) or a result for gateway.lua:
 --   { reset = true, fault }                       close without an answer
 --   { status, code, body, root, fault }           an answer instead of the action's
-function M.after_auth(ctx)
+-- RFC 3986 percent-encoding (upper-case hex), for the echo fault's forms.
+local function pct(v)
+  return (v:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+-- The answer of the echo_secrets fault: the caller's secret and token sent
+-- back in every field a server controls, in the forms a hostile or careless
+-- server (or a proxy) would use, and terminal escape sequences in the text.
+local function echo_secrets(acct)
+  local secret, token = acct.access_key_secret, acct.security_token or acct.access_key_secret
+  local lower = function(v) return (v:gsub("%%%x%x", string.lower)) end
+  local plus = pct(token):gsub("%%20", "+")
+  local message = "\27[2J\27[31mechoed: " .. token .. " / " .. lower(pct(token)) .. " / " .. plus
+    .. " / " .. pct(pct(token)) .. " / cut " .. token:sub(2, 12) .. " / secret " .. secret:sub(3, 14)
+    .. "\7\27]0;title\7"
+  return { status = 400, code = "Echo.Secrets", fault = "echo_secrets", root = "Error",
+           headers = { ["x-acs-request-id"] = "RID-" .. token },
+           body = codec.object({ "RequestId", "HostId", "Code", "Message", "Recommend" },
+             { RequestId = "RID-" .. token, HostId = lower(pct(secret)), Code = "Echo.Secrets",
+               Message = message, Recommend = "https://example.test/?t=" .. pct(pct(token)) }) }
+end
+
+function M.after_auth(ctx, acct)
   local f = ctx.faults
+  if f.echo_secrets > 0 and acct then return echo_secrets(acct) end
+  if hit(f, "retry_after", ctx) then
+    -- 503 with the wait a server asks for: x-acs-retry-after (ms) and/or Retry-After (s).
+    local headers = {}
+    if f.retry_after_ms > 0 then headers["x-acs-retry-after"] = tostring(f.retry_after_ms) end
+    if f.retry_after_s > 0 then headers["Retry-After"] = tostring(f.retry_after_s) end
+    return { status = 503, code = "ServiceUnavailable", fault = "retry_after", root = "Error", headers = headers,
+             body = codec.object({ "RequestId", "HostId", "Code", "Message" },
+               { RequestId = ctx.request_id, HostId = "iot.emulator", Code = "ServiceUnavailable",
+                 Message = "The request has failed due to a temporary failure of the server." }) }
+  end
   if hit(f, "reset_after_nonce", ctx) then
     return { reset = true, fault = "reset_after_nonce" }
   end

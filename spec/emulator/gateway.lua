@@ -19,6 +19,7 @@ local store = require "store"
 local counts = require "counts"
 local quota = require "quota"
 local faults_after = require "faults"
+local sts = require "sts"
 
 local M = {}
 
@@ -33,6 +34,9 @@ local ACTIONS = {
   CancelOTATaskByJob = require "ota_cancel",
   ReupgradeOTATask = require "ota_reupgrade",
   QueryDevice = require "query_device",
+  -- STS 2015-04-01 (sts.lua): credentials the gateway then accepts for every action.
+  AssumeRole = sts.assume_role,
+  AssumeRoleWithOIDC = sts.assume_role_with_oidc,
 }
 
 -- Credentials, from the shared accounts file.
@@ -168,9 +172,10 @@ end
 -- The checks ------------------------------------------------------------------
 
 -- Step 4: the AccessKeyId and the STS token (token_name names where the token
--- came from in messages). Returns the account, or nil and a gateway error.
+-- came from in messages): accounts.lua's keys, or credentials STS issued (until
+-- their expires_at). Returns the account, or nil and a gateway error.
 local function check_credentials(access_key_id, token, token_name)
-  local acct = ACCOUNTS[access_key_id]
+  local acct = ACCOUNTS[access_key_id] or store.sts_issued(access_key_id)
   if not acct then
     return nil, gateway_error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
   end
@@ -181,7 +186,8 @@ local function check_credentials(access_key_id, token, token_name)
     if token == nil or token == "" then
       return nil, gateway_error(400, "InvalidSecurityToken.Malformed",
         "Specified SecurityToken is malformed. (an STS AccessKeyId needs " .. token_name .. ")")
-    elseif token == acct.expired_token then
+    elseif token == acct.expired_token or (acct.expires_at and token == acct.security_token
+                                           and ngx.time() >= acct.expires_at) then
       return nil, gateway_error(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
     elseif token ~= acct.security_token then
       if TOKEN_OWNER[token] then
@@ -221,8 +227,9 @@ local V1_COMMON = { Signature = true }
 for name in pairs(OPTIONAL_COMMON) do V1_COMMON[name] = true end
 for _, name in ipairs(REQUIRED) do V1_COMMON[name] = true end
 
--- Steps 2-6 of a V1 request. Returns { access_key_id, action, version, common }
--- or nil and a gateway error.
+-- Steps 2-6 of a V1 request. Returns { access_key_id, acct (accounts.lua's entry,
+-- or the credentials STS issued), account, action, version, common } or nil and a
+-- gateway error.
 local function authenticate_v1(ctx)
   local p = ctx.params
 
@@ -268,7 +275,17 @@ local function authenticate_v1(ctx)
   if not store.use_nonce(p.AccessKeyId, p.SignatureNonce) then
     return nil, gateway_error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
   end
-  return { access_key_id = p.AccessKeyId, action = p.Action, version = p.Version, common = V1_COMMON }
+  return { access_key_id = p.AccessKeyId, acct = acct, account = acct.account, action = p.Action,
+           version = p.Version, common = V1_COMMON }
+end
+
+-- Steps 2-6 of an action no AccessKey signs (STS's AssumeRoleWithOIDC: its token
+-- authenticates, sts.lua checks it): a Timestamp, when sent, must be current.
+local function authenticate_anonymous(ctx, action)
+  local p = ctx.params
+  local err = p.Timestamp and check_time(p.Timestamp, "Timestamp")
+  if err then return nil, err end
+  return { action = p.Action, version = p.Version, common = action.common, account = "(anonymous)" }
 end
 
 -- V3 ----------------------------------------------------------------------------
@@ -374,8 +391,8 @@ local function authenticate_v3(ctx)
   if not store.use_nonce(auth.credential, signing.trim(h["x-acs-signature-nonce"])) then
     return nil, gateway_error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
   end
-  return { access_key_id = auth.credential, action = signing.trim(h["x-acs-action"]),
-           version = signing.trim(h["x-acs-version"]), common = V3_COMMON }
+  return { access_key_id = auth.credential, acct = acct, account = acct.account,
+           action = signing.trim(h["x-acs-action"]), version = signing.trim(h["x-acs-version"]), common = V3_COMMON }
 end
 
 -- The action's own parameters (no common or signature ones) as sorted
@@ -412,13 +429,19 @@ local function process(ctx)
   end
   local p = ctx.params
 
-  -- 2-6. Signature V1 or V3.
-  local auth, err = (ctx.v3 and authenticate_v3 or authenticate_v1)(ctx)
+  -- 2-6. Signature V1 or V3, or none for an anonymous action.
+  local anonymous = not ctx.v3 and ACTIONS[p.Action or ""]
+  local auth, err
+  if anonymous and anonymous.anonymous then
+    auth, err = authenticate_anonymous(ctx, anonymous)
+  else
+    auth, err = (ctx.v3 and authenticate_v3 or authenticate_v1)(ctx)
+  end
   if not auth then return err end
 
   -- 7. Throttling: per AccessKeyId (qps), then per account and action (quota.lua).
-  local account = ACCOUNTS[auth.access_key_id].account or auth.access_key_id
-  if (ctx.faults.qps > 0 and not store.throttle_admit(auth.access_key_id, ctx.faults.qps))
+  local account = auth.account or auth.access_key_id
+  if (auth.access_key_id and ctx.faults.qps > 0 and not store.throttle_admit(auth.access_key_id, ctx.faults.qps))
      or not store.throttle_admit_buckets(quota.buckets(ctx.faults, account, auth.action, p)) then
     ctx.throttled = true
     return gateway_error(400, "Throttling.User", "Request was denied due to user flow control.")
@@ -431,7 +454,7 @@ local function process(ctx)
   end
 
   -- Faults after authentication: the nonce is recorded by now.
-  local early = faults_after.after_auth(ctx)
+  local early = faults_after.after_auth(ctx, auth.acct)
   if early then return early end
 
   -- 8. Action and Version.
@@ -463,7 +486,7 @@ local function process(ctx)
   if p.IotInstanceId and p.IotInstanceId == "" then
     return invalid_parameter("IotInstanceId", "It must not be empty when given.")
   end
-  err = action.check_parameters(p)
+  err = action.check_parameters(p, ctx.faults, auth)
   if err then return err end
 
   local body, code, fault = action.call(p, ctx.request_id, ctx.faults)
@@ -522,7 +545,7 @@ end
 local function log_entry(ctx, http_status, code, fault)
   local params = {}
   for k, v in pairs(ctx.params or {}) do
-    if k == "SecurityToken" then params[k] = "***"
+    if k == "SecurityToken" or k == "OIDCToken" then params[k] = "***"
     elseif k ~= "Signature" then params[k] = v end
   end
   local action, key = caller(ctx)
@@ -652,6 +675,10 @@ function M.handle()
   ngx.header["Content-Length"] = #body
   ngx.header["x-acs-request-id"] = ctx.request_id
   for name, value in pairs(result.headers or {}) do ngx.header[name] = value end
+  if faults.date_year > 0 then
+    -- A hostile or broken Date header (fault date_year): a year far off.
+    ngx.header["Date"] = string.format("Sun, 01 Jan %d 00:00:00 GMT", faults.date_year)
+  end
   ngx.print(body)
 end
 

@@ -32,6 +32,8 @@ M.FAULT_NAMES = {
   "page_count_zero", "page_count_one", "total_grow", "total_shrink", "total_from_page",
   -- answers (faults.lua)
   "throttle_200_every", "throttle_200_once_every", "success_string_every", "success_string_once_every",
+  -- hostile answers for the hardening specs: secrets echoed back, a server wait, a bogus Date
+  "echo_secrets", "retry_after_every", "retry_after_once_every", "retry_after_ms", "retry_after_s", "date_year",
   "success_missing_every", "success_missing_once_every",
   "redirect_every", "redirect_once_every", "redirect_status",
   "informational_every", "informational_once_every", "early_hints_every", "early_hints_once_every",
@@ -39,6 +41,8 @@ M.FAULT_NAMES = {
   "write_502_every", "write_timeout_every", "write_reset_every", "write_timeout_ms",
   -- limits: the request log on/off, lowered paging caps (ota.lua, query_device.lua)
   "log", "depth_cap", "device_depth_cap",
+  -- STS (sts.lua): issued credentials' lifetime whatever DurationSeconds asks; STS down (503)
+  "sts_duration_seconds", "sts_unavailable",
 }
 -- per-action quotas (quota.lua)
 for _, name in ipairs(quota.OPTIONS) do M.FAULT_NAMES[#M.FAULT_NAMES + 1] = name end
@@ -53,6 +57,8 @@ local RANGES = {
   qps_per_action = { 0, 1 },
   depth_cap = { 1, 100000 },          -- only lowers the real cap
   device_depth_cap = { 1, 10000 },
+  sts_duration_seconds = { 1, 43200 },
+  sts_unavailable = { 0, 1 },
 }
 
 -- Request log ---------------------------------------------------------------
@@ -255,6 +261,27 @@ function M.set_job_mutations(job_id, m)
   local ok, err = jobs_dict:safe_set(job_id, raw)
   if not ok then return nil, "emulator job state full: " .. tostring(err) end
   return true
+end
+
+-- STS credentials issued by sts.lua ------------------------------------------------
+-- "sts\0<AccessKeyId>" -> JSON { access_key_secret, security_token, account, role,
+-- expires_at }, kept 900 s past expiry (so that a late use answers Expired, not
+-- NotFound); "sts_issued" counts them. Cleared by reset, not by a new fault config.
+
+-- The number of the next credentials to issue (1-based, since the last reset).
+function M.sts_next()
+  return state_dict:incr("sts_issued", 1, 0)
+end
+
+function M.sts_issue(access_key_id, record)
+  local ttl = math.max(1, record.expires_at - ngx.time() + M.NONCE_TTL)
+  local ok, err = state_dict:safe_set("sts\0" .. access_key_id, cjson.encode(record), ttl)
+  if not ok then ngx.log(ngx.ERR, "emulator STS store full: ", err) end
+end
+
+function M.sts_issued(access_key_id)
+  local raw = access_key_id and state_dict:get("sts\0" .. access_key_id)
+  return raw and cjson.decode(raw) or nil
 end
 
 -- Reset -----------------------------------------------------------------------

@@ -17,7 +17,8 @@ local function now()
 end
 
 local work = orders.new(ngx.shared.redis_suite, function(order)
-  local opts = { endpoint = os.getenv("AIOT_TEST_ENDPOINT"), region = "cn-shanghai", timeout = 30,
+  -- max_retries 6: as spec/redis/lister.lua, to ride out the Redis outage.
+  local opts = { endpoint = os.getenv("AIOT_TEST_ENDPOINT"), region = "cn-shanghai", timeout = 30, max_retries = 6,
                  rate_limit_store_required = order.required }
   -- store=env: ALIYUN_IOT_RATE_LIMIT_STORE decides; none: this nginx's own bucket.
   if order.store == "none" then opts.rate_limit_store = false end

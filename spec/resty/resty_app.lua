@@ -141,6 +141,7 @@ function app.handle()
     return reply(200, init)
   elseif uri == "/t/list" then
     local extra = args.no_limit and { rate_limit = false } or nil
+    if args.rate then extra = { rate_limit = tonumber(args.rate) } end
     return reply(200, list(args.job, args.kind, args.status, extra))
   elseif uri == "/t/timer" then
     local id = tostring(args.id)

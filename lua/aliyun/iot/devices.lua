@@ -18,8 +18,8 @@
 local errors = require("aliyun.iot.errors")
 local params = require("aliyun.iot.params")
 
-local ipairs, type, tostring = ipairs, type, tostring
-local format = string.format
+local error, ipairs, pcall, type, tostring = error, ipairs, pcall, type, tostring
+local format, concat = string.format, table.concat
 
 local codes = errors.codes
 
@@ -160,6 +160,11 @@ function devices.list_unseen(w, source, status, part)
       if not seen:get(name) then chunk[#chunk + 1] = name end
     end
     source.head = head
+    if head > tail then
+      -- Drained: a fresh table, so the queue's array does not grow with every
+      -- device the product has.
+      source.queue, source.head, source.tail = {}, 1, 0
+    end
     return { JobId = listing.JobId, IotInstanceId = listing.IotInstanceId, TaskStatus = status, DeviceNames = chunk }
   end
   local function next_entry()
@@ -185,6 +190,92 @@ function devices.list_unseen(w, source, status, part)
     end
     w:report("devices")
   end, w.check)
+end
+
+-- ---- past the cap --------------------------------------------------------
+
+-- Set by aliyun.iot.walk when it loads (it requires this module first).
+local walk_describe, walk_incomplete
+function devices.bind(describe, incomplete)
+  walk_describe, walk_incomplete = describe, incomplete
+end
+
+local function raise(err) error(err, 0) end
+
+local UNKNOWN_STATUS_HINT = " (tasks in a status the client does not list: %s; "
+  .. "or tasks moving between statuses faster than the listing)"
+
+-- The service's Total for the job, or one of its statuses, now.
+local function probe_total(self, status)
+  local probe
+  self.fetch_all({ { JobId = self.listing.JobId, IotInstanceId = self.listing.IotInstanceId, TaskStatus = status,
+                     PageSize = 1, CurrentPage = 1 } }, function(page) probe = page end, self.check)
+  return probe.Total
+end
+
+-- Every status's Total, probed with one-task pages: the deep ones (past the
+-- cap) and the others.
+local function probe_statuses(self)
+  local listing, reachable = self.listing, self.max_pages * self.listing.PageSize
+  local probes = {}
+  for i, s in ipairs(params.TASK_STATUSES) do
+    probes[i] = { JobId = listing.JobId, IotInstanceId = listing.IotInstanceId, TaskStatus = s,
+                  PageSize = 1, CurrentPage = 1 }
+  end
+  local deep, shallow, totals = {}, {}, {}
+  self.fetch_all(probes, function(probe, entry)
+    totals[entry.TaskStatus] = probe.Total
+    if probe.Total > reachable then deep[#deep + 1] = entry.TaskStatus
+    elseif probe.Total > 0 then shallow[#shallow + 1] = entry.TaskStatus end
+  end, self.check)
+  return deep, shallow, totals
+end
+
+-- A listing too deep to page as a whole. The job (no TaskStatus) is split
+-- by status: the statuses paging reaches are walked as parts, the deep ones
+-- paged as far as the cap; then, where the job's Total is still not met,
+-- the devices not seen yet are asked for by name (aliyun.iot.devices). A
+-- deep TaskStatus listing is paged as far as the cap, then the same.
+function devices.beyond_the_cap(self, status, part)
+  local ledger, start = self.ledger, self.ledger.yielded
+  local deep, shallow, totals
+  if status then
+    deep, shallow, totals = { status }, {}, { [status] = probe_total(self, status) }
+  else
+    deep, shallow, totals = probe_statuses(self)
+  end
+  if #deep > 0 then
+    self.deep_note = format("%d tasks with TaskStatus=%s", totals[deep[1]], deep[1])
+  end
+  -- From now on the listing also remembers which devices it has seen, for
+  -- the device phase to skip (another set outside the Lua heap).
+  ledger.devices = ledger.devices or ledger.new_set()
+  -- Up front, before any task: where the device names come from.
+  local source = #deep > 0 and devices.source(self) or nil
+  for _, s in ipairs(shallow) do self:paged_part(s) end
+  for _, s in ipairs(deep) do
+    local p = status and part or self:new_part()
+    p.deep = true
+    self:pass_over(p, s)
+  end
+  local expected = probe_total(self, status)
+  local function got() return status and part.distinct or ledger.yielded - start end
+  if got() >= expected then return end
+  -- What paging did not reach: deep parts, or statuses the client does not know.
+  local hint = status and "" or format(UNKNOWN_STATUS_HINT, concat(params.TASK_STATUSES, ", "))
+  local where = walk_describe(self, status) .. (status and " (by device)" or " (by status and device)")
+  if not source then
+    local ok, err = pcall(devices.source, self)
+    if not ok then
+      raise(walk_incomplete(walk_describe(self, status) .. " (by status)", expected, got(), 1,
+        hint .. "; looking them up by device failed: " .. tostring(type(err) == "table" and err.message or err)))
+    end
+    source = err
+  end
+  ledger.stats.devices_started = self.clock()
+  devices.list_unseen(self, source, status, part or self:new_part())
+  expected = probe_total(self, status)
+  if got() < expected then raise(walk_incomplete(where, expected, got(), 1, hint)) end
 end
 
 return devices

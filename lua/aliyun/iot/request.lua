@@ -9,7 +9,7 @@ local core = require("aliyun.iot.core")
 local defaults = require("aliyun.iot.defaults")
 local errors = require("aliyun.iot.errors")
 local params = require("aliyun.iot.params")
-local time = require("aliyun.iot.time")
+local http_date_epoch = require("aliyun.iot.time").http_date_epoch
 
 local pairs, setmetatable, tostring = pairs, setmetatable, tostring
 local format, match, gsub, find = string.format, string.match, string.gsub, string.find
@@ -26,6 +26,7 @@ request.DEFAULT_MAX_RETRIES = defaults.max_retries
 -- Response headers: the gateway repeats the RequestId here, which matters
 -- when a body is unreadable and carries none.
 local REQUEST_ID_HEADER = "x-acs-request-id"
+request.REQUEST_ID_HEADER = REQUEST_ID_HEADER
 local EMPTY_BODY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 -- Backoff with full jitter (a random wait in [0, cap]); throttling gets a
@@ -146,15 +147,11 @@ function request.dry_run(state, action, api_params)
   return setmetatable(req, DryRun)
 end
 
-local http_date_epoch = time.http_date_epoch
-
-
 --- Seconds to wait before retry number `attempt` after `err`.
 local function backoff(attempt, err)
   local base = match(err.code, "^Throttling") and THROTTLE_BASE or BACKOFF_BASE
   return random() * min(BACKOFF_CAP, base * 2 ^ (attempt - 1))
 end
-request.REQUEST_ID_HEADER = REQUEST_ID_HEADER
 
 --- The context of one call across its attempts.
 -- Fields: state (the client's), action, params (flat API parameters),

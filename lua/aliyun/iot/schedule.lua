@@ -61,6 +61,9 @@ function Scheduler:run(calls, each)
   local batch = self.batch_no
   local source, exhausted = nil, true
   if type(calls) == "function" then source, calls, exhausted = calls, {}, false end
+  -- Calls known so far; each is dropped once its result is handed out, so a
+  -- long run from a source holds only what is in flight or waiting.
+  local known = #calls
   local results = {}
   local retry = {}             -- index -> monotonic time it may be sent again
   local limiter_ready_at = 0   -- the limiter refused a slot before this time
@@ -114,12 +117,13 @@ function Scheduler:run(calls, each)
   -- Is there a call not yet sent, within the window? Draws from the source.
   local function more_new()
     if next_new >= next_emit + window then return false end
-    if next_new <= #calls then return true end
+    if next_new <= known then return true end
     if exhausted then return false end
     local call = source()
     if call == false then exhausted = true end
     if not call then return false end
-    calls[#calls + 1] = call
+    known = known + 1
+    calls[known] = call
     return true
   end
 
@@ -129,11 +133,13 @@ function Scheduler:run(calls, each)
     while r ~= nil do
       results[next_emit] = nil
       if getmetatable(r) == Failure then return nil, r.err end
-      if each(r, next_emit, calls[next_emit]) == false then return true end
+      local call = calls[next_emit]
+      calls[next_emit] = nil
+      if each(r, next_emit, call) == false then return true end
       next_emit = next_emit + 1
       r = results[next_emit]
     end
-    if next_emit > #calls and not more_new() then
+    if next_emit > known and not more_new() then
       if exhausted then return true end
       -- The source waits on a result, yet every result is handed out.
       error("aliyun.iot.schedule: the call source is waiting on nothing", 0)

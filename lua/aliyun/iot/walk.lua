@@ -229,88 +229,14 @@ function Walk:device_chunks(status)
   end
 end
 
-local UNKNOWN_STATUS_HINT = " (tasks in a status the client does not list: %s; "
-  .. "or tasks moving between statuses faster than the listing)"
-
--- The service's Total for the job, or one of its statuses, now.
-function Walk:probe_total(status)
-  local probe
-  self.fetch_all({ { JobId = self.listing.JobId, IotInstanceId = self.listing.IotInstanceId, TaskStatus = status,
-                     PageSize = 1, CurrentPage = 1 } }, function(page) probe = page end, self.check)
-  return probe.Total
-end
-
--- Every status's Total, probed with one-task pages: the deep ones (past the
--- cap) and the others.
-function Walk:probe_statuses()
-  local listing, reachable = self.listing, self.max_pages * self.listing.PageSize
-  local probes = {}
-  for i, s in ipairs(params.TASK_STATUSES) do
-    probes[i] = { JobId = listing.JobId, IotInstanceId = listing.IotInstanceId, TaskStatus = s,
-                  PageSize = 1, CurrentPage = 1 }
-  end
-  local deep, shallow, totals = {}, {}, {}
-  self.fetch_all(probes, function(probe, entry)
-    totals[entry.TaskStatus] = probe.Total
-    if probe.Total > reachable then deep[#deep + 1] = entry.TaskStatus
-    elseif probe.Total > 0 then shallow[#shallow + 1] = entry.TaskStatus end
-  end, self.check)
-  return deep, shallow, totals
-end
-
--- A listing too deep to page as a whole. The job (no TaskStatus) is split
--- by status: the statuses paging reaches are walked as parts, the deep ones
--- paged as far as the cap; then, where the job's Total is still not met,
--- the devices not seen yet are asked for by name (aliyun.iot.devices). A
--- deep TaskStatus listing is paged as far as the cap, then the same.
-function Walk:beyond_the_cap(status, part)
-  local ledger, start = self.ledger, self.ledger.yielded
-  local deep, shallow, totals
-  if status then
-    deep, shallow, totals = { status }, {}, { [status] = self:probe_total(status) }
-  else
-    deep, shallow, totals = self:probe_statuses()
-  end
-  if #deep > 0 then
-    self.deep_note = format("%d tasks with TaskStatus=%s", totals[deep[1]], deep[1])
-  end
-  -- From now on the listing also remembers which devices it has seen, for
-  -- the device phase to skip (another set outside the Lua heap).
-  ledger.devices = ledger.devices or ledger.new_set()
-  -- Up front, before any task: where the device names come from.
-  local source = #deep > 0 and devices.source(self) or nil
-  for _, s in ipairs(shallow) do self:paged_part(s) end
-  for _, s in ipairs(deep) do
-    local p = status and part or self:new_part()
-    p.deep = true
-    self:pass_over(p, s)
-  end
-  local expected = self:probe_total(status)
-  local function got() return status and part.distinct or ledger.yielded - start end
-  if got() >= expected then return end
-  -- What paging did not reach: deep parts, or statuses the client does not know.
-  local hint = status and "" or format(UNKNOWN_STATUS_HINT, concat(params.TASK_STATUSES, ", "))
-  local where = describe_part(self, status) .. (status and " (by device)" or " (by status and device)")
-  if not source then
-    local ok, err = pcall(devices.source, self)
-    if not ok then
-      raise(incomplete(describe_part(self, status) .. " (by status)", expected, got(), 1,
-        hint .. "; looking them up by device failed: " .. tostring(type(err) == "table" and err.message or err)))
-    end
-    source = err
-  end
-  ledger.stats.devices_started = self.clock()
-  devices.list_unseen(self, source, status, part or self:new_part())
-  expected = self:probe_total(status)
-  if got() < expected then raise(incomplete(where, expected, got(), 1, hint)) end
-end
-
 function Walk:run()
   local listing = self.listing
   if listing.DeviceNames then return self:device_chunks(listing.TaskStatus) end
   local got, _, part = self:paged_part(listing.TaskStatus)
-  if got == nil then self:beyond_the_cap(listing.TaskStatus, part) end
+  if got == nil then devices.beyond_the_cap(self, listing.TaskStatus, part) end
 end
+
+devices.bind(describe_part, incomplete)
 
 local function new_walk(listing, fetch_all, check, emit, ledger, clock)
   return setmetatable({

@@ -58,7 +58,10 @@ cli.is_broken_pipe = output.is_broken_pipe
 -- environment.
 local function one_line_for(getenv)
   return function(text)
-    text = tostring(text):gsub("[\r\n]+", " ")
+    -- The server's bytes never drive the terminal: line ends become spaces,
+    -- every other control character (ESC, BEL, C1) a visible \xNN.
+    text = tostring(text):gsub("[\r\n]+", " "):gsub("%c", function(c) return string.format("\\x%02x", c:byte()) end)
+      :gsub("\194([\128-\159])", function(c) return string.format("\\xc2\\x%02x", c:byte()) end)
     local secrets = {}
     for _, name in ipairs(SECRET_VARS) do
       local secret = getenv(name)

@@ -8,7 +8,9 @@
 -- file or a service gets into a message.
 local errors = require("aliyun.iot.errors")
 
-local type, format, match, gsub = type, string.format, string.match, string.gsub
+local type, tostring, tonumber = type, tostring, tonumber
+local format, match, gsub, sub = string.format, string.match, string.gsub, string.sub
+local open = io.open
 
 local codes = errors.codes
 
@@ -28,6 +30,50 @@ end
 function common.nonempty(v)
   if type(v) == "string" and v ~= "" then return v end
   return nil
+end
+
+--- Read a whole file (a UTF-8 BOM dropped). Returns text, or nil, "missing" |
+-- "unreadable", message.
+function common.read_file(path)
+  local f, msg, errno = open(path, "rb")
+  if not f then
+    if errno == 2 then return nil, "missing" end
+    return nil, "unreadable", msg
+  end
+  local text, rmsg = f:read("*a")
+  f:close()
+  if not text then return nil, "unreadable", format("%s: %s", path, tostring(rmsg)) end
+  if sub(text, 1, 3) == "\239\187\191" then text = sub(text, 4) end
+  return text
+end
+
+--- The error for a request to a credentials service (`service`, e.g. "ECS metadata
+-- service") that failed in transport (status nil, err the transport's error) or answered
+-- HTTP `status`. Response bodies are never quoted: a credentials body carries the secret.
+function common.http_error(service, what, status, err)
+  if status == nil then
+    local code, retryable, detail = codes.TRANSPORT_ERROR, nil, tostring(err)
+    if type(err) == "table" then
+      code = type(err.code) == "string" and err.code or code
+      retryable = err.retryable
+      detail = tostring(err.message or err.code)
+    end
+    return errors.new(code, format("%s: %s failed: %s", service, what, detail), { retryable = retryable })
+  end
+  return errors.new(codes.HTTP_ERROR, format("%s: %s returned HTTP %s", service, what, tostring(status)),
+    { http_status = tonumber(status) })
+end
+
+--- A credentials service answered, but not with credentials (retryable: it may be a hiccup).
+function common.bad_response(service, message)
+  return errors.new(codes.BAD_RESPONSE, service .. ": " .. message, { retryable = true })
+end
+
+--- state.http, or a transport of its own made on first use (never at require or chain
+-- time) with `transport_opts` (aliyun.iot.transport.http_function's).
+function common.http_of(state, transport_opts)
+  if not state.http then state.http = require("aliyun.iot.transport").http_function(transport_opts) end
+  return state.http
 end
 
 function common.trim(s)

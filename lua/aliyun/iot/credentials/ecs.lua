@@ -10,18 +10,14 @@
 -- the first provider:get(); the provider (credentials/provider.lua) refreshes the keys
 -- before their Expiration. The metadata address is an option so tests can use loopback.
 -- Response bodies are never quoted in errors: a credentials body carries the secret.
-local errors = require("aliyun.iot.errors")
 local common = require("aliyun.iot.credentials.common")
 local keys = require("aliyun.iot.credentials.keys")
 local provider = require("aliyun.iot.credentials.provider")
-local iso8601_epoch = require("aliyun.iot.time").iso8601_epoch
 local cjson = require("cjson.safe").new()
 
-local type, tostring, tonumber = type, tostring, tonumber
+local type = type
 local format, match, find = string.format, string.match, string.find
-local os_time = os.time
 
-local codes = errors.codes
 local missing, invalid, trim, quotable = common.missing, common.invalid, common.trim, common.quotable
 
 local TOKEN_TTL_HEADER = "X-aliyun-ecs-metadata-token-ttl-seconds"
@@ -35,34 +31,13 @@ local function valid_role(role)
   return type(role) == "string" and #role <= 128 and match(role, "^[%w%.%-_@]+$") ~= nil
 end
 
--- Wrap a transport failure (or an HTTP status) from the metadata service.
-local function metadata_error(what, status, err)
-  if status == nil then
-    local code, retryable, detail = codes.TRANSPORT_ERROR, nil, tostring(err)
-    if type(err) == "table" then
-      code = type(err.code) == "string" and err.code or code
-      retryable = err.retryable
-      detail = tostring(err.message or err.code)
-    end
-    return errors.new(code, format("ECS metadata service: %s failed: %s", what, detail),
-      { retryable = retryable })
-  end
-  -- Response bodies are never quoted: a credentials body carries the secret.
-  return errors.new(codes.HTTP_ERROR, format("ECS metadata service: %s returned HTTP %s", what, tostring(status)),
-    { http_status = tonumber(status) })
-end
+local SERVICE = "ECS metadata service"
 
-local function bad_response(message)
-  return errors.new(codes.BAD_RESPONSE, "ECS metadata service: " .. message, { retryable = true })
-end
+local function metadata_error(what, status, err) return common.http_error(SERVICE, what, status, err) end
+local function bad_response(message) return common.bad_response(SERVICE, message) end
 
-local function http_of(state)
-  if state.http then return state.http end
-  -- None given: a transport of its own with short timeouts, made on first use
-  -- (never at require or chain time).
-  state.http = require("aliyun.iot.transport").http_function{ timeout = 2, connect_timeout = 1, proxy = "" }
-  return state.http
-end
+-- None given: a transport of its own with short timeouts, reached directly.
+local DIRECT = { timeout = 2, connect_timeout = 1, proxy = "" }
 
 -- Step 1: a session token for the other requests (PUT, so that a proxied or forged GET
 -- cannot obtain one). Returns the token's header table, or nil, err.
@@ -102,21 +77,15 @@ local function role_credentials(http, base, auth, role)
   if doc.Code ~= "Success" then
     return nil, bad_response(format("GET %s returned Code %s instead of \"Success\"", path, quotable(doc.Code)))
   end
-  local creds = keys.check(doc.AccessKeyId, doc.AccessKeySecret, doc.SecurityToken, true)
-  if not creds then
-    return nil, bad_response(format("GET %s returned no AccessKeyId, AccessKeySecret and SecurityToken", path))
-  end
-  creds.expiration = iso8601_epoch(doc.Expiration)
-  if not creds.expiration then
-    return nil, bad_response(format("GET %s returned an Expiration that is not an ISO 8601 time", path))
-  end
+  local creds, missing_part = keys.expiring(doc)
+  if not creds then return nil, bad_response(format("GET %s returned %s", path, keys.MISSING[missing_part])) end
   return creds
 end
 
 -- The provider's fetch: the three steps. A discovered role is kept, and named in the
 -- provider's source, for every later refresh.
 local function fetch(self, state)
-  local http, base = http_of(state), state.metadata_url
+  local http, base = common.http_of(state, DIRECT), state.metadata_url
   local auth, err = session_token(http, base)
   if not auth then return nil, err end
   if not state.role then
@@ -142,21 +111,9 @@ function ecs.provider(opts, role, region, defaults)
   if role ~= nil and not valid_role(role) then
     return invalid("ECS RAM role name must be letters, digits, '.', '-', '_' or '@' (at most 128)")
   end
-  local margin = opts.refresh_margin
-  if margin == nil then margin = defaults.DEFAULT_REFRESH_MARGIN end
-  if type(margin) ~= "number" or margin < 0 or margin ~= margin then
-    return invalid("refresh_margin must be a number of seconds >= 0")
-  end
-  if opts.http ~= nil and type(opts.http) ~= "function" then
-    return invalid("http must be a function(method, url, headers) -> status, body, headers")
-  end
-  if opts.clock ~= nil and type(opts.clock) ~= "function" then
-    return invalid("clock must be a function returning epoch seconds")
-  end
-  return provider.refreshing(role and ("ecs-ram-role:" .. role) or "ecs-ram-role", region, {
-    fetch = fetch, role = role, metadata_url = base, http = opts.http,
-    clock = opts.clock or os_time, margin = margin,
-  })
+  local state, err = provider.expiring_state(opts, defaults, { fetch = fetch, role = role, metadata_url = base })
+  if not state then return nil, err end
+  return provider.refreshing(role and ("ecs-ram-role:" .. role) or "ecs-ram-role", region, state)
 end
 
 return ecs

@@ -2,7 +2,11 @@
 -- credential libraries share, ~/.alibabacloud/credentials:
 --
 --   [default]
---   type = access_key            ; or sts (with security_token), or ecs_ram_role (role_name)
+--   type = access_key            ; or sts (with security_token), ecs_ram_role (role_name),
+--                                ; ram_role_arn (role_arn, role_session_name, policy,
+--                                ; external_id, role_session_expiration, with the keys
+--                                ; as the source), oidc_role_arn (role_arn,
+--                                ; oidc_provider_arn, oidc_token_file_path), credentials_uri
 --   access_key_id = ...
 --   access_key_secret = ...
 --   region_id = cn-shanghai
@@ -27,7 +31,9 @@ local KNOWN_INI_KEYS = {
   type = true, access_key_id = true, access_key_secret = true, security_token = true,
   sts_token = true, role_name = true, region_id = true, enable = true,
   role_arn = true, role_session_name = true, policy = true, public_key_id = true,
-  private_key_file = true, bearer_token = true,
+  private_key_file = true, bearer_token = true, role_session_expiration = true, external_id = true,
+  sts_region = true, oidc_provider_arn = true, oidc_token_file_path = true, oidc_token_file = true,
+  credentials_uri = true,
 }
 
 local function unquote(raw)
@@ -85,31 +91,42 @@ function ini.parse(text, path)
   return sections
 end
 
--- The INI file's names for credentials/profile.lua's kinds, and its messages.
-local DIALECT = { source = "credentials-file", kinds = { access_key = "keys", sts = "sts", ecs_ram_role = "ecs" },
+-- The INI file's names for credentials/profile.lua's kinds and fields, and its messages.
+local DIALECT = { source = "credentials-file",
+  kinds = { access_key = "keys", sts = "sts", ecs_ram_role = "ecs", ram_role_arn = "role_arn",
+            oidc_role_arn = "oidc", credentials_uri = "uri" },
+  names = { arn = "role_arn", session_name = "role_session_name", duration = "role_session_expiration",
+            external_id = "external_id", oidc_provider_arn = "oidc_provider_arn",
+            oidc_token_file = "oidc_token_file_path", uri = "credentials_uri" },
   no_token = " (type sts) has no security_token",
-  unsupported = " has type %s, which aliyun.iot does not support (use access_key, sts or ecs_ram_role)" }
+  unsupported = " has type %s, which aliyun.iot does not support (use access_key, sts, ecs_ram_role,"
+    .. " ram_role_arn, oidc_role_arn or credentials_uri)" }
 
 -- A provider from a section, or nil, err. A section with no type but an access_key_id
 -- is an access_key one.
-local function from_section(s, name, path, ecs_role)
+local function from_section(s, name, path, make)
   local where = format("profile [%s] in %s", name, path)
   local kind = nonempty(s.type)
   if not kind and nonempty(s.access_key_id) then kind = "access_key" end
   if not kind then return missing(where .. " has no type (e.g. type = access_key)") end
   return profile.provider(s, DIALECT, { kind = kind, token = nonempty(s.security_token) or s.sts_token,
-    role = s.role_name, name = name, path = path, where = where }, ecs_role)
+    role = s.role_name, name = name, path = path, where = where,
+    role_arn = s.role_arn, session_name = s.role_session_name, duration = s.role_session_expiration,
+    external_id = s.external_id, policy = s.policy, sts_region = s.sts_region,
+    oidc_provider_arn = s.oidc_provider_arn, oidc_token_file = nonempty(s.oidc_token_file_path) or s.oidc_token_file,
+    uri = s.credentials_uri }, make)
 end
 
 --- The provider for section `named` (nil: [default]) of the INI file at `path` whose text
--- is `text`. ecs_role(role, region) makes an ECS RAM role provider. Returns a provider; or
--- nil, err; or nothing when the file has no such section and the chain should look further.
-function ini.provider(text, path, named, ecs_role)
+-- is `text`. make: the chain's constructors (see credentials/profile.lua). Returns a
+-- provider; or nil, err; or nothing when the file has no such section and the chain
+-- should look further.
+function ini.provider(text, path, named, make)
   local sections, perr = ini.parse(text, path)
   if not sections then return invalid(perr) end
   local name = named or "default"
   local s = sections[name]
-  if s then return from_section(s, name, path, ecs_role) end
+  if s then return from_section(s, name, path, make) end
   return nil
 end
 

@@ -6,6 +6,7 @@
 -- knows where the part should have been (an option, an environment variable, a key in a
 -- named profile, a field of a service's answer).
 local nonempty = require("aliyun.iot.credentials.common").nonempty
+local iso8601_epoch = require("aliyun.iot.time").iso8601_epoch
 
 local type = type
 
@@ -32,6 +33,24 @@ function keys.check(id, secret, token, token_required)
     or token_required and not token and "security_token" or nil
   if absent then return nil, absent, OTHER[absent] end
   return { access_key_id = id, access_key_secret = secret, security_token = token }
+end
+
+-- What keys.expiring's second result means, for a message "... returned <this>".
+keys.MISSING = {
+  keys = "no AccessKeyId, AccessKeySecret and SecurityToken",
+  expiration = "an Expiration that is not an ISO 8601 time",
+}
+
+--- The STS credentials in a service's answer (ECS metadata, STS, a credentials URI all
+-- name them alike): `doc`'s AccessKeyId, AccessKeySecret and SecurityToken, with its
+-- Expiration as epoch seconds. Returns creds, or nil and what is missing or unusable
+-- ("keys", "expiration").
+function keys.expiring(doc)
+  local creds = type(doc) == "table" and keys.check(doc.AccessKeyId, doc.AccessKeySecret, doc.SecurityToken, true)
+  if not creds then return nil, "keys" end
+  creds.expiration = iso8601_epoch(doc.Expiration)
+  if not creds.expiration then return nil, "expiration" end
+  return creds
 end
 
 return keys

@@ -11,10 +11,12 @@
 -- seconds before their expiration; if that refresh fails while the old keys are still
 -- valid, the old keys are served. Secrets live in a weak table keyed by the provider,
 -- never in the provider table, so pairs(provider) or a table dump cannot show them.
-local type, tostring, setmetatable, error, rawget = type, tostring, setmetatable, error, rawget
+local type, tostring, setmetatable, error, rawget, ipairs = type, tostring, setmetatable, error, rawget, ipairs
 local format, sub = string.format, string.sub
+local os_time = os.time
 
-local nonempty = require("aliyun.iot.credentials.common").nonempty
+local common = require("aliyun.iot.credentials.common")
+local nonempty, invalid = common.nonempty, common.invalid
 
 local provider = {}
 
@@ -46,18 +48,31 @@ local function state_of(self)
   return state
 end
 
+-- After a refresh that failed while the old keys were still good, the next try waits
+-- this many seconds: a busy client would otherwise ask (and warn) at every call.
+provider.RETRY_AFTER = 10
+
 -- Expiring keys: the cached set while it is fresh, else a new one from state.fetch.
 local function refreshed(self, state)
   local now = state.clock()
   local cached = state.cached
   if cached and now < cached.expiration - state.margin then return cached end
+  if cached and now < cached.expiration and state.retry_at and now < state.retry_at then return cached end
   local creds, err = state.fetch(self, state)
   if not creds then
     -- A hiccup inside the refresh margin: the old keys are still good.
-    if cached and now < cached.expiration then return cached end
+    if cached and now < cached.expiration then
+      state.retry_at = now + provider.RETRY_AFTER
+      if state.log then
+        state.log("warn", format("credentials from %s: refresh failed, the current keys are kept for the %d s"
+          .. " they have left: %s", tostring(self.source), cached.expiration - now,
+          tostring(type(err) == "table" and err.message or err)))
+      end
+      return cached
+    end
     return nil, err
   end
-  state.cached = creds
+  state.cached, state.retry_at = creds, nil
   return creds
 end
 
@@ -81,7 +96,29 @@ end
 
 --- A provider of keys that expire. `state` holds fetch(provider, state) -> creds (with an
 -- `expiration` in epoch seconds) or nil, err; clock() -> epoch seconds; margin (seconds);
--- and whatever fetch itself needs. fetch may update provider.source once it knows more.
+-- log(level, message) or nil; and whatever fetch itself needs. fetch may update
+-- provider.source once it knows more.
 provider.refreshing = new
+
+--- The chain's options for keys that expire, checked: `state` (a refreshing provider's,
+-- or a new table) with margin (opts.refresh_margin, else defaults.DEFAULT_REFRESH_MARGIN,
+-- read now), clock (opts.clock, else os.time), log (opts.logger) and http (opts.http).
+-- Returns state, or nil, err.
+function provider.expiring_state(opts, defaults, state)
+  local margin = opts.refresh_margin
+  if margin == nil then margin = defaults.DEFAULT_REFRESH_MARGIN end
+  if type(margin) ~= "number" or margin < 0 or margin ~= margin then
+    return invalid("refresh_margin must be a number of seconds >= 0")
+  end
+  for _, name in ipairs({ "http", "sts_http", "clock", "logger" }) do
+    if opts[name] ~= nil and type(opts[name]) ~= "function" then
+      return invalid(format("%s must be a function", name))
+    end
+  end
+  state = state or {}
+  state.margin, state.clock, state.log = margin, opts.clock or os_time, opts.logger
+  if state.http == nil then state.http = opts.http end
+  return state
+end
 
 return provider

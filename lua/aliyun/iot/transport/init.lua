@@ -72,14 +72,15 @@ function transport.logger()
   return function(level, message) stderr:write("aliyun.iot: [", level, "] ", message, "\n") end
 end
 
---- function(method, url, headers) -> status, body, headers | nil, err over
--- a transport of its own, made on first use, for side services such as the
--- ECS metadata service (reached directly: `opts` should say proxy = "").
+--- function(method, url, headers, body) -> status, body, headers | nil, err
+-- over a transport of its own, made on first use, for side services: the ECS
+-- metadata service and a credentials URI (reached directly: `opts` should say
+-- proxy = ""), and STS (a form POST, through the API's proxy).
 function transport.http_function(opts)
   local t
-  return function(method, url, headers)
+  return function(method, url, headers, body)
     if not t then t = transport.select(opts) end
-    return t:request(method, url, headers)
+    return t:request(method, url, headers, body)
   end
 end
 
