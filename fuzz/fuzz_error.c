@@ -333,8 +333,19 @@ static int setup(lua_State *L) {
 static const char warmup[] =
     "\006\n\n{\"RequestId\":\"R\",\"Code\":\"Throttling.User\",\"Message\":\"slow down\"}";
 
+/* The leak check's settings and the forms, once per process. */
+static void init(void) {
+    const char *s = getenv("FUZZ_ERROR_STRICT");
+    strict = s != NULL && *s != '\0' && strcmp(s, "0") != 0;
+    leak_dir = getenv("FUZZ_ERROR_LEAKS");
+    if (leak_dir != NULL && *leak_dir == '\0')
+        leak_dir = NULL;
+    make_forms();
+}
+
 static const struct harness_target target = {
     .name = "fuzz_error",
+    .init = init,
     .check = check,
     .setup = setup,
     .warmup = warmup,
@@ -342,19 +353,3 @@ static const struct harness_target target = {
     .pin = "cjson.safe",
     .report = report,
 };
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    const char *s = getenv("FUZZ_ERROR_STRICT");
-    strict = s != NULL && *s != '\0' && strcmp(s, "0") != 0;
-    leak_dir = getenv("FUZZ_ERROR_LEAKS");
-    if (leak_dir != NULL && *leak_dir == '\0')
-        leak_dir = NULL;
-    make_forms();
-    harness_init(&target, argc, argv);
-    return 0;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    harness_run(data, size);
-    return 0;
-}

@@ -422,13 +422,3 @@ static const struct harness_target target = {
     .warmup = warmup,
     .warmup_len = sizeof warmup - 1,
 };
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    harness_init(&target, argc, argv);
-    return 0;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    harness_run(data, size);
-    return 0;
-}

@@ -36,6 +36,9 @@
  *
  * Lua C modules the core loads (cjson) are pinned with dlopen once, so closing a state does
  * not unload them.
+ *
+ * A target includes this file once and defines `target` (struct harness_target below): its
+ * check, setup and warm-up input; libFuzzer's two entry points are defined here.
  */
 #ifndef AIOT_FUZZ_HARNESS_H
 #define AIOT_FUZZ_HARNESS_H
@@ -85,7 +88,12 @@ struct harness_target {
     const char *pin;
     /* At exit, after the last batch's checks, optional: the target's summary. */
     void (*report)(void);
+    /* Once, from LLVMFuzzerInitialize, before anything else, optional. */
+    void (*init)(void);
 };
+
+/* Each target defines this, with its check; harness.h defines libFuzzer's entry points. */
+static const struct harness_target target;
 
 static const struct harness_target *harness_t;
 static lua_State *harness_L;
@@ -268,7 +276,7 @@ static void harness_pin(const char *name) {
 }
 
 /*
- * From LLVMFuzzerInitialize: read FUZZ_BATCH, pin the target's module, and with batches
+ * Run the target's init, read FUZZ_BATCH, pin the target's module, and with batches
  * append -detect_leaks=0 to libFuzzer's flags (which it parses after this returns) unless
  * the command line sets -detect_leaks itself.
  */
@@ -277,6 +285,8 @@ static void harness_init(const struct harness_target *t, int *argc, char ***argv
     const char *batch = getenv("FUZZ_BATCH");
     int i;
     harness_t = t;
+    if (t->init != NULL)
+        t->init();
     if (batch != NULL && *batch != '\0') {
         harness_batch = strtol(batch, NULL, 10);
         if (harness_batch < 1)
@@ -302,7 +312,7 @@ static void harness_init(const struct harness_target *t, int *argc, char ***argv
     (*argc)++;
 }
 
-/* From LLVMFuzzerTestOneInput: check one input in the batch's state. */
+/* Check one input in the batch's state. */
 static void harness_run(const uint8_t *data, size_t size) {
     harness_counting = 1;
     if (harness_L == NULL) {
@@ -314,6 +324,16 @@ static void harness_run(const uint8_t *data, size_t size) {
     if (++harness_in_batch >= harness_batch)
         harness_close();
     harness_counting = 0;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    harness_init(&target, argc, argv);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    harness_run(data, size);
+    return 0;
 }
 
 #endif
