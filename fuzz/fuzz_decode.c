@@ -1,7 +1,7 @@
 /*
  * fuzz_decode.c - libFuzzer target for response decoding: core.decode and core.decode_tasks
  * over arbitrary bytes, through a real lua_State with lua-cjson (require "cjson.safe", the
- * system's lua-cjson for Lua 5.4).
+ * system's lua-cjson for Lua 5.4); the checks are C.
  *
  * Input format: the response body, optionally preceded by an HTTP status line of three
  * digits and '\n' ("404\n{...}"). Without one, the body is decoded as HTTP 200 and as HTTP 500.
@@ -16,97 +16,135 @@
  *     left in it and every integral number in integer range an integer; Total, PageSize,
  *     CurrentPage and PageCount are absent or numbers.
  */
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "checks.h"
 #include "harness.h"
 
-static const char check[] =
-    "local core, body, status = ...\n"
-    "local format, mtype, floor = string.format, math.type, math.floor\n"
-    "local function fail(fmt, ...) error(format(fmt, ...), 2) end\n"
-    "local function check_error(err, fn)\n"
-    "  if type(err) ~= 'table' or not core.is_error(err) then\n"
-    "    fail('%s returned nil without an error object (%s)', fn, type(err))\n"
-    "  end\n"
-    "  if type(err.code) ~= 'string' then fail('%s: err.code is a %s', fn, type(err.code)) end\n"
-    "  if type(err.message) ~= 'string' then fail('%s: err.message is a %s', fn, type(err.message)) end\n"
-    "  if type(err.retryable) ~= 'boolean' then fail('%s: err.retryable is a %s', fn, type(err.retryable)) end\n"
-    "  if type(tostring(err)) ~= 'string' then fail('%s: tostring(err) is not a string', fn) end\n"
-    "end\n"
-    "local function integral_in_range(v)\n"
-    "  return v == v and v ~= math.huge and v ~= -math.huge and v == floor(v)\n"
-    "    and v >= -2^63 and v < 2^63\n"
-    "end\n"
-    "\n"
-    "local resp, err = core.decode(body, status)\n"
-    "if resp == nil then check_error(err, 'decode')\n"
-    "elseif type(resp) ~= 'table' or err ~= nil then fail('decode returned %s, %s', type(resp), type(err)) end\n"
-    "\n"
-    "if resp ~= nil then\n"
-    "  -- errors the Lua layer builds from decoded fields: any number may become http_status\n"
-    "  for _, f in ipairs({ 'HttpStatus', 'Total', 'PageSize' }) do\n"
-    "    local v = resp[f]\n"
-    "    if type(v) == 'number' then check_error(core.error({ code = 'X', message = 'm', http_status = v }), 'error') end\n"
-    "  end\n"
-    "end\n"
-    "\n"
-    "local page, perr = core.decode_tasks(body, status)\n"
-    "if page == nil then check_error(perr, 'decode_tasks') return end\n"
-    "if type(page) ~= 'table' or perr ~= nil then fail('decode_tasks returned %s, %s', type(page), type(perr)) end\n"
-    "if resp == nil then fail('decode_tasks accepted a body that decode refused') end\n"
-    "local tasks = page.tasks\n"
-    "if type(tasks) ~= 'table' then fail('page.tasks is a %s', type(tasks)) end\n"
-    "local n = #tasks\n"
-    "for i, t in pairs(tasks) do\n"
-    "  if mtype(i) ~= 'integer' or i < 1 or i > n then fail('tasks has key %s', tostring(i)) end\n"
-    "  if type(t) ~= 'table' then fail('task %d is a %s', i, type(t)) end\n"
-    "  for k, v in pairs(t) do\n"
-    "    if type(v) == 'userdata' then fail('task %d field %s is a JSON null', i, tostring(k)) end\n"
-    "    if mtype(v) == 'float' and integral_in_range(v) then\n"
-    "      fail('task %d field %s = %s is not an integer', i, tostring(k), tostring(v))\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "for _, f in ipairs({ 'Total', 'PageSize', 'CurrentPage', 'PageCount' }) do\n"
-    "  local v = page[f]\n"
-    "  if v ~= nil and type(v) ~= 'number' then fail('page.%s is a %s', f, type(v)) end\n"
-    "  if mtype(v) == 'float' and integral_in_range(v) then fail('page.%s = %s is not an integer', f, tostring(v)) end\n"
-    "end\n";
+static int integral_in_range(lua_Number v) {
+    return v == v && v == floor(v) && v >= -0x1p63 && v < 0x1p63; /* NaN, inf fail */
+}
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    lua_State *L;
-    (void)argc, (void)argv;
-    harness_init("=fuzz_decode", check, NULL);
-    /* The core loads cjson lazily; load it here first so a missing lua-cjson fails loudly. */
-    L = harness_new_state();
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "cjson.safe");
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        fprintf(stderr, "fuzz_decode: %s\n(install lua-cjson for Lua 5.4)\n", lua_tostring(L, -1));
-        abort();
+/* core.decode's answer at r, r + 1: a table and nothing, or nil and an error object. */
+static void check_answer(lua_State *L, int r, const char *fn) {
+    if (lua_isnil(L, r))
+        harness_check_error(L, r + 1, fn);
+    else if (lua_type(L, r) != LUA_TTABLE || !lua_isnil(L, r + 1))
+        luaL_error(L, "%s returned %s, %s", fn, luaL_typename(L, r), luaL_typename(L, r + 1));
+}
+
+/* A paging count is absent or a number, an integer when it is integral and in range. */
+static void check_count(lua_State *L, int page, const char *field) {
+    int t = lua_getfield(L, page, field);
+    if (t != LUA_TNIL && t != LUA_TNUMBER)
+        luaL_error(L, "page.%s is a %s", field, luaL_typename(L, -1));
+    if (t == LUA_TNUMBER && !lua_isinteger(L, -1) && integral_in_range(lua_tonumber(L, -1)))
+        luaL_error(L, "page.%s = %f is not an integer", field, lua_tonumber(L, -1));
+    lua_pop(L, 1);
+}
+
+static void check_tasks(lua_State *L, int page) {
+    lua_Integer n;
+    int tasks;
+    if (lua_getfield(L, page, "tasks") != LUA_TTABLE)
+        luaL_error(L, "page.tasks is a %s", luaL_typename(L, -1));
+    tasks = lua_gettop(L);
+    n = (lua_Integer)lua_rawlen(L, tasks);
+    lua_pushnil(L);
+    while (lua_next(L, tasks) != 0) {
+        lua_Integer i = lua_tointeger(L, -2);
+        if (!lua_isinteger(L, -2) || i < 1 || i > n)
+            luaL_error(L, "tasks has key %s", luaL_tolstring(L, -2, NULL));
+        if (lua_type(L, -1) != LUA_TTABLE)
+            luaL_error(L, "task %d is a %s", (int)i, luaL_typename(L, -1));
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            if (lua_type(L, -1) == LUA_TLIGHTUSERDATA)
+                luaL_error(L, "task %d field %s is a JSON null", (int)i,
+                           luaL_tolstring(L, -2, NULL));
+            if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1) &&
+                integral_in_range(lua_tonumber(L, -1)))
+                luaL_error(L, "task %d field %s = %f is not an integer", (int)i,
+                           luaL_tolstring(L, -2, NULL), lua_tonumber(L, -1));
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
     }
-    harness_pin_module(L, "cjson"); /* not unloaded and reloaded with every state */
-    lua_close(L);
-    return 0;
+    lua_pop(L, 1);
 }
 
-static void run(const char *body, size_t len, int status) {
-    lua_State *L = harness_begin(); /* check function, core */
-    lua_pushlstring(L, body, len);
+/* Both decoders over one body and status. */
+static void check_body(lua_State *L, int body, lua_Integer status) {
+    static const char *const numeric[] = {"HttpStatus", "Total", "PageSize"};
+    static const char *const counts[] = {"Total", "PageSize", "CurrentPage", "PageCount"};
+    int r = lua_gettop(L), resp_ok;
+    size_t i;
+
+    harness_core(L, "decode");
+    lua_pushvalue(L, body);
     lua_pushinteger(L, status);
-    harness_call(3);
+    lua_call(L, 2, 2); /* r + 1, r + 2 */
+    check_answer(L, r + 1, "decode");
+    resp_ok = !lua_isnil(L, r + 1);
+    /* errors the Lua layer builds from decoded fields: any number may become http_status */
+    for (i = 0; resp_ok && i < sizeof numeric / sizeof numeric[0]; i++) {
+        if (lua_getfield(L, r + 1, numeric[i]) == LUA_TNUMBER) {
+            harness_core(L, "error");
+            lua_createtable(L, 0, 3);
+            lua_pushliteral(L, "X");
+            lua_setfield(L, -2, "code");
+            lua_pushliteral(L, "m");
+            lua_setfield(L, -2, "message");
+            lua_pushvalue(L, -3);
+            lua_setfield(L, -2, "http_status");
+            lua_call(L, 1, 1);
+            harness_check_error(L, lua_gettop(L), "error");
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+
+    harness_core(L, "decode_tasks");
+    lua_pushvalue(L, body);
+    lua_pushinteger(L, status);
+    lua_call(L, 2, 2); /* r + 3, r + 4 */
+    check_answer(L, r + 3, "decode_tasks");
+    if (!lua_isnil(L, r + 3)) {
+        if (!resp_ok)
+            luaL_error(L, "decode_tasks accepted a body that decode refused");
+        check_tasks(L, r + 3);
+        for (i = 0; i < sizeof counts / sizeof counts[0]; i++)
+            check_count(L, r + 3, counts[i]);
+    }
+    lua_settop(L, r);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const char *body = (const char *)data;
+/* One input: (data, size) as the harness passes them. */
+static int check(lua_State *L) {
+    const char *data = lua_touserdata(L, 1);
+    size_t size = (size_t)lua_tointeger(L, 2);
     if (size >= 4 && data[3] == '\n' && data[0] >= '0' && data[0] <= '9' && data[1] >= '0' &&
         data[1] <= '9' && data[2] >= '0' && data[2] <= '9') {
-        run(body + 4, size - 4, (data[0] - '0') * 100 + (data[1] - '0') * 10 + (data[2] - '0'));
+        lua_pushlstring(L, data + 4, size - 4);
+        check_body(L, 3, (data[0] - '0') * 100 + (data[1] - '0') * 10 + (data[2] - '0'));
     } else {
-        run(body, size, 200);
-        run(body, size, 500);
+        lua_pushlstring(L, data, size);
+        check_body(L, 3, 200);
+        check_body(L, 3, 500);
     }
     return 0;
 }
+
+/* Creates the core's cjson instance, which lives as long as the state. */
+static const char warmup[] = "{\"Success\":true,\"Data\":{\"SimpleOTATaskInfo\":[{\"TaskId\":1}]}}";
+
+static const struct harness_target target = {
+    .name = "fuzz_decode",
+    .check = check,
+    .warmup = warmup,
+    .warmup_len = sizeof warmup - 1,
+    .pin = "cjson.safe",
+};
