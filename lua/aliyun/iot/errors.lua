@@ -44,7 +44,9 @@ local function forms_of(secrets)
     if type(secret) == "string" and secret ~= "" then
       local once = core.percent_encode(secret)
       local plus = (once:gsub("%%20", "+"))
-      for _, f in ipairs({ secret, once, plus, core.percent_encode(once), core.percent_encode(plus) }) do
+      -- Encoded twice, also from the lower-hex forms (%2f -> %252f).
+      for _, f in ipairs({ secret, once, plus, core.percent_encode(once), core.percent_encode(plus),
+                           core.percent_encode(lower_hex(once)), core.percent_encode(lower_hex(plus)) }) do
         add(f)
         add(lower_hex(f))
       end
