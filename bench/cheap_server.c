@@ -314,7 +314,8 @@ static void render_task(struct sb *b, const struct job *j, long i) {
     field(b, "FirmwareId", fw, 0);
     snprintf(buf, sizeof buf, "SynIot%010ldEmu", i);
     field(b, "IotId", buf, 0);
-    field(b, "ProductKey", "a1EmuSensr7", 0);
+    snprintf(buf, sizeof buf, "pk-%s", j->id); /* as spec/emulator/jobs.lua: one product per job */
+    field(b, "ProductKey", buf, 0);
     field(b, "JobId", j->id, 0);
     field(b, "TaskDesc", desc, 0);
     field(b, "DestVersion", "1.1.0", 0);
