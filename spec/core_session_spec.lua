@@ -243,7 +243,7 @@ describe("session:request against nginx", function()
     assert.equal("v1", custom)
     assert.equal("", empty)
     assert.equal(core.user_agent .. " app/1", ua)
-    assert.truthy(ua:find("^aliyun%-iot/0%.1%.0 libcurl/"))
+    assert.truthy(ua:find("^aliyun%-iot/" .. core.version:gsub("%.", "%%.") .. " libcurl/"), ua)
     assert.equal("", len)
 
     local big = string.rep("x", 5000)

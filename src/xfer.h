@@ -55,7 +55,7 @@ AIOT_HIDDEN void xfer_check_request_opts(lua_State *L, int idx, long default_tim
 /* Validate the options table at index 1 (raises on misuse); pushes anchoring strings. */
 AIOT_HIDDEN void xfer_check_opts(lua_State *L, struct xfer_opts *o);
 
-/* "aliyun-iot/0.1.0 libcurl/7.88.1 Lua 5.4.6" */
+/* "aliyun-iot/<version> libcurl/7.88.1 Lua 5.4.6" */
 AIOT_HIDDEN void xfer_push_user_agent(lua_State *L);
 
 /* Handle-wide options (callbacks into x, timeouts, TLS, proxy, user agent); never raises. */
