@@ -148,6 +148,26 @@ describe("hardening", function()
       assert.is_false(err.retryable)
       assert.is_nil(tostring(err):find("Pr0xyPassw0rd", 1, true))
     end)
+
+    it("a proxy password is masked when there is no token (a hole before it in the secrets)", function()
+      -- request.lua redacts with { secret, token, proxy_password }; without a
+      -- token the list has a hole, which must not end it.
+      local err = errors.new("X", "via http://u:Pr0xyPassw0rd@proxy:3128 and K3ySecretValue")
+      errors.redact(err, { "K3ySecretValue", nil, "Pr0xyPassw0rd" })
+      assert.are.equal("via http://u:***@proxy:3128 and ***", err.message)
+    end)
+
+    it("redaction keyed by its secrets: the same set again, then other sets, mask each its own", function()
+      for round = 1, 2 do
+        for n = 1, 6 do -- more sets than the cache holds
+          local secret, other = string.rep(string.char(64 + n), 10), string.rep(string.char(65 + n), 10)
+          local err = errors.new("X", "a " .. secret .. " and " .. other .. " z")
+          errors.redact(err, { secret })
+          assert.are.equal("a *** and " .. other .. " z", err.message, "round " .. round)
+        end
+      end
+      assert.are.equal("x *** y", iot.scrub("x 0therS3cret y", { "0therS3cret" }))
+    end)
   end)
 
   it("a Date header in year 99999 is reported, never adopted: the client stays usable", function()

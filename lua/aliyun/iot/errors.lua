@@ -66,7 +66,43 @@ local function grams_of(forms)
       for i = 1, #f - MIN_CUT + 1 do grams[sub(f, i, i + MIN_CUT - 1)] = true end
     end
   end
-  return { grams = grams, short = short, forms = forms }
+  -- `whole` masks whole forms only (for the code field, below).
+  return { grams = grams, short = short, forms = forms, whole = { grams = {}, short = forms } }
+end
+
+-- The grams of a set of secrets, kept for the next error: every failed
+-- attempt redacts with the same key, token and proxy password, and building
+-- the forms and grams costs far more than masking a message. A few sets are
+-- kept (a rotated STS token makes a new one); past that the cache starts over,
+-- so it never holds more than a handful of stale credentials.
+local CACHED_SETS = 4
+local cached, cached_count = {}, 0
+
+-- Callers pass { secret, token, proxy_password } where any may be nil: a
+-- hole must not hide the entries after it (ipairs would stop there).
+local function present(secrets)
+  local at = {}
+  for i, secret in pairs(secrets) do
+    if type(i) == "number" and type(secret) == "string" and secret ~= "" then at[#at + 1] = i end
+  end
+  table.sort(at)
+  local list = {}
+  for n, i in ipairs(at) do list[n] = secrets[i] end
+  return list
+end
+
+local function grams_for(secrets)
+  local list = present(secrets)
+  local parts = {}
+  for n, secret in ipairs(list) do parts[n] = #secret .. ":" .. secret end
+  local key = table.concat(parts)
+  local g = cached[key]
+  if not g then
+    if cached_count >= CACHED_SETS then cached, cached_count = {}, 0 end
+    g = grams_of(forms_of(list))
+    cached[key], cached_count = g, cached_count + 1
+  end
+  return g
 end
 
 local function mask(text, g)
@@ -103,7 +139,7 @@ end
 
 --- `text` with every form and cut of each secret in `secrets` replaced by ***.
 function errors.scrub(text, secrets)
-  return mask(text, grams_of(forms_of(secrets)))
+  return mask(text, grams_for(secrets))
 end
 
 -- Every string field of err, and of the errors it carries (cause), scrubbed.
@@ -112,7 +148,7 @@ end
 local function redact_fields(err, g, depth)
   for k, v in pairs(err) do
     if type(v) == "string" then
-      err[k] = k == "code" and mask(v, { grams = {}, short = g.forms }) or mask(v, g)
+      err[k] = mask(v, k == "code" and g.whole or g)
     elseif type(v) == "table" and depth < 3 and core.is_error(v) then
       redact_fields(v, g, depth + 1)
     end
@@ -123,8 +159,8 @@ end
 -- recommend, request_id, host_id, ...: whatever a server could fill).
 function errors.redact(err, secrets)
   if not secrets then return err end
-  local forms = forms_of(secrets)
-  if #forms > 0 then redact_fields(err, grams_of(forms), 1) end
+  local g = grams_for(secrets)
+  if #g.forms > 0 then redact_fields(err, g, 1) end
   return err
 end
 
