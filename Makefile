@@ -18,6 +18,10 @@ DEB_PACKAGES := gcc make cmake pkg-config curl ca-certificates \
 # luajit2/libluajit2-5.1-dev is OpenResty's LuaJIT, the one nginx's Lua module links;
 # Debian's luajit/libluajit-5.1-dev conflict with it.
 OPENRESTY_PACKAGES := luajit2 libluajit2-5.1-dev
+# make dist: the source rock is a zip of the rockspec and a git archive of the checkout
+# (zip; unzip is what luarocks installs it with).
+DIST_PACKAGES := git zip unzip luarocks
+# (:= expands at once: every list used here is defined above it.)
 TEST_PACKAGES := lua-busted lua-check $(DIST_PACKAGES) lua-socket tmux \
 	clang libclang-rt-14-dev llvm valgrind \
 	lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
@@ -29,9 +33,6 @@ TEST_PACKAGES := lua-busted lua-check $(DIST_PACKAGES) lua-socket tmux \
 # libnginx-mod-http-lua and replaces neither.
 # chromium (headless) and wrk: the dashboard suite's browser and load; fonts-wqy-microhei
 # draws the Chinese TaskDesc text in its screenshots.
-# make dist: the source rock is a zip of the rockspec and a git archive of the checkout
-# (zip; unzip is what luarocks installs it with).
-DIST_PACKAGES := git zip unzip luarocks
 # make man: the man page is made from aliyun-ota's help (not part of make test).
 MAN_PACKAGES := help2man
 FUZZ_SECONDS ?= 60

@@ -57,6 +57,19 @@ describe("packaging", function()
     assert.truthy(text:find("Copyright %(c%) %d+ aliyun%-iot authors\n"))
   end)
 
+  it("installs with make test every tool the suites call (luarocks, zip, tmux, ...)", function()
+    -- CI starts from a machine with only what make test-deps installs; a list
+    -- named in TEST_PACKAGES before it is defined expands to nothing (:=).
+    local db = h.sh("make -pn test-deps 2>/dev/null")
+    local list = assert(db:match("\nTEST_PACKAGES := ([^\n]*)"), "no TEST_PACKAGES in make's database")
+    local packages = {}
+    for p in list:gmatch("%S+") do packages[p] = true end
+    for _, p in ipairs({ "luarocks", "zip", "unzip", "git", "lua-busted", "lua-check", "tmux", "valgrind",
+                         "clang", "luajit2", "redis-server", "chromium", "lua5.1", "lua5.2", "lua5.3" }) do
+      assert(packages[p], p .. " is not in TEST_PACKAGES: " .. list)
+    end
+  end)
+
   it("installs every Lua module of the checkout, each from its own file", function()
     local listed = {}
     for name, source in pairs(spec.build.modules) do
