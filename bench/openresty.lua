@@ -78,7 +78,32 @@ assert(read_file(BUILD .. "/aliyun/iot/core.so"), "no " .. BUILD .. "/aliyun/iot
 assert(read_file(BIN .. "/cheap_server"), "no " .. BIN .. "/cheap_server (cc -O2 -o " .. BIN
   .. "/cheap_server bench/cheap_server.c -lz)")
 
-local cheap_pid, ngx_pid, ngx_dir
+local cheap_pid, ngx_pid, ngx_dir, guard_pid
+local KEEP = os.getenv("KEEP") == "1"
+
+-- The temp dir of the run: nginx's prefix, config, logs, and the PIDs the guard stops.
+local function make_dir()
+  ngx_dir = (sh("mktemp -d \"${TMPDIR:-/tmp}/aiot-bench-resty.XXXXXX\""):gsub("%s+$", ""))
+  assert(ngx_dir:match("^/"), "mktemp -d failed: " .. ngx_dir)
+end
+
+local function remember(pid)
+  local f = assert(io.open(ngx_dir .. "/pids", "a"))
+  f:write(pid, "\n")
+  f:close()
+end
+
+-- pcall below catches errors, and Ctrl-C (lua5.4 turns it into an error), but not a SIGTERM
+-- or SIGKILL of this process; and both servers run in sessions of their own, out of reach of
+-- the terminal's signals. So a guard shell waits for this process to end and then stops them,
+-- by the PIDs in the run's dir, unless stop_all (which ends the guard first) has done so.
+local function start_guard()
+  local me = assert(sh("echo $PPID"):match("%d+")) -- the popen shell's parent: this process
+  local cmd = format("(while kill -0 %s 2>/dev/null; do sleep 1; done; for p in $(cat %s/pids 2>/dev/null); "
+    .. "do kill -TERM $p 2>/dev/null; done%s) </dev/null >/dev/null 2>&1 & echo $!", me, q(ngx_dir),
+    KEEP and "" or "; rm -rf -- " .. q(ngx_dir))
+  guard_pid = assert(sh(cmd):match("%d+"))
+end
 
 -- nginx's master by SIGTERM (it stops its worker), then SIGKILL for what is left.
 local function stop_nginx()
@@ -97,12 +122,16 @@ local function stop_nginx()
 end
 
 local function stop_all()
+  if guard_pid then
+    os.execute("kill " .. guard_pid .. " 2>/dev/null")
+    guard_pid = nil
+  end
   stop_nginx()
   if cheap_pid then
     os.execute("kill " .. cheap_pid .. " 2>/dev/null")
     cheap_pid = nil
   end
-  if ngx_dir and os.getenv("KEEP") ~= "1" then
+  if ngx_dir and not KEEP then
     os.execute("rm -rf -- " .. q(ngx_dir))
     ngx_dir = nil
   end
@@ -116,13 +145,12 @@ local function start_cheap()
   f:close()
   assert(port and pid, "cheap_server did not start: " .. cmd)
   cheap_pid = math.tointeger(pid)
+  remember(cheap_pid)
   return "http://127.0.0.1:" .. math.tointeger(port)
 end
 
 -- A free loopback port is found by trying: nginx says "Address already in use" otherwise.
 local function start_nginx()
-  ngx_dir = (sh("mktemp -d \"${TMPDIR:-/tmp}/aiot-bench-resty.XXXXXX\""):gsub("%s+$", ""))
-  assert(ngx_dir:match("^/"), "mktemp -d failed: " .. ngx_dir)
   local template = assert(read_file("bench/openresty.conf.in"))
   local env = ""
   if not os.getenv("BENCH_ACCESS_KEY_ID") then
@@ -147,6 +175,7 @@ local function start_nginx()
         local pid = tonumber((read_file(ngx_dir .. "/nginx.pid") or ""):match("%d+"))
         if pid then
           ngx_pid = math.tointeger(pid)
+          remember(ngx_pid)
           return "http://127.0.0.1:" .. port
         end
         core.sleep(0.1)
@@ -173,6 +202,8 @@ local function w(...) sections[#sections + 1] = format(...) end
 local summary = {}
 
 local ok, err = pcall(function()
+  make_dir()
+  start_guard()
   local cheap = start_cheap()
   progress("cheap_server on %s (pid %d)", cheap, cheap_pid)
   local base = start_nginx()
@@ -190,7 +221,10 @@ local ok, err = pcall(function()
     local path = format("/bench/listing?endpoint=%s&job=%s&mode=%s&gzip=%s", urlencode(cheap), job, mode, gz)
     local status, body = http:request("GET", base .. path)
     if status ~= 200 then
-      error(format("GET %s: %s %s", path, tostring(status), type(body) == "string" and body or tostring(body)), 0)
+      -- A handler that failed to load says why only in the error log.
+      local tail = (read_file(ngx_dir .. "/error.log") or ""):sub(-2000)
+      error(format("GET %s: %s %s\n%s/error.log ends:\n%s", path, tostring(status),
+        type(body) == "string" and body or tostring(body), ngx_dir, tail), 0)
     end
     local j = cjson.decode(body)
     local n = tonumber(job:match("^job%-(%d+)$"))
