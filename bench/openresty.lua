@@ -67,6 +67,11 @@ local function list_str(list, fmt)
   return concat(out, ", ")
 end
 
+-- 100000 -> "100,000"
+local function thousands(n)
+  return (format("%d", n):reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
+end
+
 local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
 
 ---------------------------------------------------------------------------------------------
@@ -168,6 +173,8 @@ local function start_nginx()
     local f = assert(io.open(ngx_dir .. "/nginx.conf", "w"))
     f:write(conf)
     f:close()
+    -- Emptied each try: a port found taken leaves [emerg] lines that are not the runs' errors.
+    assert(io.open(ngx_dir .. "/error.log", "w")):close()
     local out, ok = sh(cmd)
     if ok then
       commands[#commands + 1] = cmd
@@ -337,7 +344,7 @@ local ok, err = pcall(function()
   w("")
   local goal_ratio = ratio(big, "1", "tasks")
   w("- pager / single call, worker CPU per page, %s tasks, gzip on: **%.2fx** (%.0f vs %.0f µs; goal <= 1.15x, as for "
-    .. "the Lua 5.4 process); gzip off %.2fx; one request at a time (`tasks1`) %.2fx, gzip off %.2fx.", nbig,
+    .. "the Lua 5.4 process); gzip off %.2fx; one request at a time (`tasks1`) %.2fx, gzip off %.2fx.", thousands(nbig),
     goal_ratio, m[big]["1"].tasks.cpu, m[big]["1"].call.cpu, ratio(big, "0", "tasks"), ratio(big, "1", "tasks1"),
     ratio(big, "0", "tasks1"))
   summary[#summary + 1] = format("openresty figure=pager_over_call tasks=%d value=%.4f pager_us=%.1f call_us=%.1f",
@@ -345,20 +352,33 @@ local ok, err = pcall(function()
   if big ~= small then
     local flat = m[big]["1"].tasks.cpu / m[small]["1"].tasks.cpu
     w("- per page at %s tasks / at %s, gzip on: %.2fx for `tasks` (%.0f vs %.0f µs), %.2fx for `call`, %.2fx for "
-      .. "`tasks1`: flat when near 1.", nbig, small:match("%d+"), flat, m[big]["1"].tasks.cpu, m[small]["1"].tasks.cpu,
-      m[big]["1"].call.cpu / m[small]["1"].call.cpu, m[big]["1"].tasks1.cpu / m[small]["1"].tasks1.cpu)
+      .. "`tasks1`: flat when near 1.", thousands(nbig), thousands(tonumber(small:match("%d+"))), flat,
+      m[big]["1"].tasks.cpu, m[small]["1"].tasks.cpu, m[big]["1"].call.cpu / m[small]["1"].call.cpu,
+      m[big]["1"].tasks1.cpu / m[small]["1"].tasks1.cpu)
     summary[#summary + 1] = format("openresty figure=flat value=%.4f big_us=%.1f small_us=%.1f big=%s small=%s", flat,
       m[big]["1"].tasks.cpu, m[small]["1"].tasks.cpu, big, small)
   end
   local listing_s = m[big]["1"].tasks
   w("- the worker's CPU for the whole %s-task listing (`tasks`, gzip on): **%.3f s** (runs %s s); `call`: %.3f s.",
-    nbig, listing_s.cpu_s, list_str(listing_s.cpu_s_runs, "%.3f"), m[big]["1"].call.cpu_s)
+    thousands(nbig), listing_s.cpu_s, list_str(listing_s.cpu_s_runs, "%.3f"), m[big]["1"].call.cpu_s)
   summary[#summary + 1] = format("openresty figure=listing_cpu tasks=%d value=%.4f", nbig, listing_s.cpu_s)
   w("- `os.clock()` is the worker's CPU: over the %d requests it counted %.3f s, and the kernel's utime + stime of "
     .. "the same process (`/proc/self/stat`, pid = `ngx.worker.pid()`, in ticks of %.0f ms) %.3f s, around both passes "
     .. "of each: %s (within 2 ticks a request: each reading is cut to a tick). One worker throughout (pid %s).",
     check.n, check.clock, check.tick * 1000, check.stat, agree and "they agree" or "**they disagree**",
     concat(pids, ", "))
+  -- gzip on and off take the same route here, so how far apart those twin rows land is the
+  -- machine's noise, measured rather than guessed.
+  local spread, where = 0, ""
+  for _, job in ipairs(JOBS) do
+    for _, mode in ipairs(MODES) do
+      local on, off = m[job]["1"][mode].cpu, m[job]["0"][mode].cpu
+      local d = math.abs(on - off) / math.min(on, off)
+      if d > spread then spread, where = d, format("%s `%s`: %.0f vs %.0f µs", job, mode, on, off) end
+    end
+  end
+  w("- noise: the gzip on and off rows of a mode are the same work, and their medians differ by up to %.0f%% (%s).",
+    spread * 100, where)
   w("- nginx's error.log after the runs: %d `ngx.sleep(0)` warning(s), %d error line(s) ([error], [crit], [alert], "
     .. "[emerg]), %d other warning(s).", sleep0, errors, warns)
   summary[#summary + 1] = format("openresty figure=log sleep0=%d errors=%d warns=%d clock_agrees=%s", sleep0, errors,
