@@ -164,7 +164,7 @@ end
 -- 1. signing
 
 local function bench_signing()
-  progress("1/6 signing: core.sign_v1 vs the HMAC-SHA1 + Base64 floor, %d runs", RUNS)
+  progress("1/8 signing: core.sign_v1 vs the HMAC-SHA1 + Base64 floor, %d runs", RUNS)
   local sts_file = os.tmpname()
   run(format("%s %s bench/sign.lua sts > %s", ENV, LUA, sts_file))
   local r = { v1 = {}, v3 = {}, prepare = {}, evp_mac = {}, hmac = {} }
@@ -212,7 +212,7 @@ local function node(...)
 end
 
 local function bench_throughput()
-  progress("2/6 listing throughput: %s, PageSize 100, %d rounds of pager v1 / pager v3 / bare / Node", THROUGHPUT_JOB, RUNS)
+  progress("2/8 listing throughput: %s, PageSize 100, %d rounds of pager v1 / pager v3 / bare / Node", THROUGHPUT_JOB, RUNS)
   emu("POST", "reset")
   local sides = { "pager_v1", "pager_v1_seq", "pager_v3", "bare", "node" }
   local r = {}
@@ -288,7 +288,7 @@ end
 local function bench_memory()
   -- One run: the 1,000,000-task listing takes minutes against the emulator.
   local MEMORY_RUNS = 1
-  progress("3/6 memory: streaming %s through client:tasks, %d run", MEMORY_JOB, MEMORY_RUNS)
+  progress("3/8 memory: streaming %s through client:tasks, %d run", MEMORY_JOB, MEMORY_RUNS)
   local r = { ratio = {}, first = {}, peak = {}, final_lua = {}, cpu_per_call = {}, cpu_per_page_10k = {} }
   local samples
   for i = 1, MEMORY_RUNS do
@@ -377,7 +377,7 @@ local function latency_run(kind, concurrency)
 end
 
 local function bench_latency()
-  progress("4/6 latency-bound: %s, latency_ms=200, qps=10, %d runs per side", LAT_JOB, LONG_RUNS)
+  progress("4/8 latency-bound: %s, latency_ms=200, qps=10, %d runs per side", LAT_JOB, LONG_RUNS)
   local bound = 100 / 10 -- 100 pages at 10 requests per second
   -- The concurrent pager: is it there? (client:tasks{concurrency = N})
   local probe, why = latency_run("pager", QUICK and "2" or "2")
@@ -478,7 +478,7 @@ local function annotate(file)
 end
 
 local function bench_callgrind()
-  progress("5/6 callgrind: instructions per page (50 pages of job-5000 minus 1 page of job-100)")
+  progress("5/8 callgrind: instructions per page (50 pages of job-5000 minus 1 page of job-100)")
   local per = {}
   local files = {}
   for _, side in ipairs({ "pager_v3", "pager_v1", "bare" }) do
@@ -506,7 +506,7 @@ local function bench_callgrind()
   w("")
   goal("(info) instructions per page, pager V3 / V1 / bare", format("%.0f / %.0f / %.0f", per.pager_v3, per.pager_v1, per.bare), "regression figure", nil)
 
-  progress("6/6 profile: where our pager spends more than the bare loop")
+  progress("6/8 profile: where our pager spends more than the bare loop")
   local a50 = annotate(files.pager_v1[1])
   local a1 = annotate(files.pager_v1[2])
   local b50 = annotate(files.bare[1])
@@ -567,7 +567,7 @@ end
 -- emulator's cost in the way
 
 local function bench_cheap()
-  progress("7/7 against the cheap server: ours and the Node SDK side by side, per-page CPU")
+  progress("7/8 against the cheap server: ours and the Node SDK side by side, per-page CPU")
   local file = BIN .. "/cheap.md"
   local text = run(format("BENCH_CHEAP_OUT=%s %s %s bench/cheap.lua", file, ENV, LUA))
   local v = {}
@@ -579,6 +579,40 @@ local function bench_cheap()
     format("%.2fx (wall %.2fx)", v.node_over_ours_cpu or 0, v.node_over_ours_wall or 0), "-", nil)
   goal("(info) the cheap server's CPU / our client's whole-process CPU",
     format("%.0f%%", (v.server_share_ours or 0) * 100), "well below 100%", nil)
+end
+
+---------------------------------------------------------------------------------------------
+-- 8. the same per page inside OpenResty (bench/openresty.lua): the worker's CPU over cosockets
+
+local function bench_openresty()
+  progress("8/8 inside OpenResty: CPU per page in the nginx worker")
+  local file = BIN .. "/openresty.md"
+  local text = run(format("BENCH_OPENRESTY_OUT=%s %s %s bench/openresty.lua", file, ENV, LUA))
+  local v = {}
+  -- (its progress lines, on stderr, are in `text` too: "[openresty ...")
+  for line in text:gmatch("[^\n]+") do
+    if line:find("^openresty figure=") then
+      local f = fields(line)
+      v[f.figure] = f
+    end
+  end
+  local md = read_file(file) or ""
+  os.remove(file)
+  for line in (md .. "\n"):gmatch("(.-)\n") do w("%s", line) end
+  local pc, flat, cpu, log = v.pager_over_call, v.flat, v.listing_cpu, v.log
+  assert(pc and cpu and log, "bench/openresty.lua printed no summary:\n" .. text)
+  local tasks = format("%d", pc.tasks):reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+  goal(format("OpenResty worker: pager CPU per page / single call's (%s tasks, gzip on)", tasks),
+    format("%.2fx (%.0f vs %.0f µs)", pc.value, pc.pager_us, pc.call_us), "<= 1.15x", pc.value <= 1.15)
+  if flat then
+    goal(format("(info) OpenResty worker: pager CPU per page, %s / %s (flat)", flat.big, flat.small),
+      format("%.2fx (%.0f vs %.0f µs)", flat.value, flat.big_us, flat.small_us), "-", nil)
+  end
+  goal(format("(info) OpenResty worker: CPU for the %s-task listing (`client:tasks`, gzip on)", tasks),
+    format("%.3f s", cpu.value), "-", nil)
+  -- Not a speed: a busy-waiting worker (ngx.sleep(0)) or a logged error would make the figures above moot.
+  goal("OpenResty: `ngx.sleep(0)` warnings, errors in the worker's error.log after the runs",
+    format("%d, %d", log.sleep0, log.errors), "0, 0", log.sleep0 == 0 and log.errors == 0)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -609,6 +643,7 @@ section(bench_memory)
 section(bench_latency)
 section(bench_callgrind)
 section(bench_cheap)
+section(bench_openresty)
 
 local doc = {}
 local function d(...) doc[#doc + 1] = format(...) end
