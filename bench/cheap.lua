@@ -16,6 +16,10 @@ local core = require("aliyun.iot.core")
 local cjson = require("cjson")
 
 local format, concat = string.format, table.concat
+local stats = dofile("bench/stats.lua")
+local fields = stats.fields
+local median = stats.median
+local list_str = stats.list_str
 local BIN = os.getenv("BENCH_BIN") or "build/bench"
 local LUA = os.getenv("LUA") or "lua5.4"
 local QUICK = os.getenv("BENCH_QUICK") == "1"
@@ -46,27 +50,6 @@ local function sh(cmd)
   local ok = f:close()
   if not ok then error("command failed: " .. cmd .. "\n" .. out, 0) end
   return out
-end
-
-local function fields(line)
-  local t = {}
-  for k, v in line:gmatch("([%w_]+)=(%S+)") do t[k] = tonumber(v) or v end
-  return t
-end
-
-local function median(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
-local function list_str(list, fmt)
-  local out = {}
-  for i, v in ipairs(list) do out[i] = format(fmt or "%.2f", v) end
-  return concat(out, ", ")
 end
 
 ---------------------------------------------------------------------------------------------
@@ -187,7 +170,7 @@ local ok, err = pcall(function()
   w("")
   w("Runs (whole-process CPU, s): %s.", (function()
     local parts = {}
-    for _, s in ipairs(sides) do parts[#parts + 1] = format("%s %s", s[1], list_str(r[s[1]].cpu)) end
+    for _, s in ipairs(sides) do parts[#parts + 1] = format("%s %s", s[1], list_str(r[s[1]].cpu, "%.2f")) end
     return concat(parts, "; ")
   end)())
   w("")

@@ -18,6 +18,10 @@ local defaults = require("aliyun.iot.defaults")
 local cjson = require("cjson")
 
 local format, concat = string.format, table.concat
+local stats = dofile("bench/stats.lua")
+local read_file = stats.read_file
+local median = stats.median
+local list_str = stats.list_str
 local BIN = os.getenv("BENCH_BIN") or "build/bench"
 local BUILD = os.getenv("RESTY_BUILD_DIR") or "build-luajit"
 local NGINX = os.getenv("NGINX") or "nginx"
@@ -42,29 +46,6 @@ local function sh(cmd)
   local out = f:read("a")
   local ok = f:close()
   return out, ok
-end
-
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function median(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
-local function list_str(list, fmt)
-  local out = {}
-  for i, v in ipairs(list) do out[i] = format(fmt or "%.0f", v) end
-  return concat(out, ", ")
 end
 
 -- 100000 -> "100,000"

@@ -9,6 +9,11 @@ local core = require("aliyun.iot.core")
 local cjson = require("cjson")
 
 local format, concat = string.format, table.concat
+local stats = dofile("bench/stats.lua")
+local fields = stats.fields
+local median = stats.median
+local list_str = stats.list_str
+local read_file = stats.read_file
 local PORT = assert(os.getenv("BENCH_PORT"), "BENCH_PORT")
 local EMU_DIR = assert(os.getenv("BENCH_EMULATOR_DIR"), "BENCH_EMULATOR_DIR")
 local BIN = os.getenv("BENCH_BIN") or "build/bench"
@@ -63,28 +68,6 @@ local function lua(script, ...)
   return run(concat({ ENV, LUA, script, ... }, " "))
 end
 
-local function fields(line)
-  local t = {}
-  for k, v in line:gmatch("([%w_]+)=(%S+)") do t[k] = tonumber(v) or v end
-  return t
-end
-
-local function median(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  if n % 2 == 1 then return s[(n + 1) / 2] end
-  return (s[n / 2] + s[n / 2 + 1]) / 2
-end
-
-local function list_str(list, fmt)
-  local out = {}
-  for i, v in ipairs(list) do out[i] = format(fmt or "%.0f", v) end
-  return concat(out, ", ")
-end
-
 local function emu(method, path, body)
   local cmd = format("curl -sS -X %s %s %s/__emulator/%s", method,
     body and ("-H 'Content-Type: application/json' --data-binary '" .. body .. "'") or "", URL, path)
@@ -123,14 +106,6 @@ end
 
 ---------------------------------------------------------------------------------------------
 -- machine and versions
-
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 local function machine()
   local cpuinfo = read_file("/proc/cpuinfo") or ""
