@@ -39,7 +39,7 @@ build = {
    modules = {
       ["aliyun.iot.core"] = {
          sources = { "src/clock.c", "src/core.c", "src/sign.c", "src/session.c", "src/multi.c", "src/xfer.c", "src/decode.c",
-                     "src/errors.c", "src/taskset.c", "src/redis.c" },
+                     "src/errors.c", "src/taskset.c", "src/redact.c", "src/redis.c" },
          libraries = { "curl", "crypto", "hiredis" },
          incdirs = { "src", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)", "$(HIREDIS_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(HIREDIS_LIBDIR)" },

@@ -14,6 +14,7 @@
 #include "decode.h"
 #include "errors.h"
 #include "multi.h"
+#include "redact.h"
 #include "redis.h"
 #include "session.h"
 #include "sign.h"
@@ -68,6 +69,7 @@ int luaopen_aliyun_iot_core(lua_State *L) {
     decode_open(L);
     clock_open(L);
     taskset_open(L);
+    redact_open(L);
     redis_open(L);
 
     lua_pushliteral(L, AIOT_VERSION);

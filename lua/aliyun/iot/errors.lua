@@ -4,8 +4,6 @@
 -- and by Lua are one type; this module only adds Lua-side conveniences.
 local core = require("aliyun.iot.core")
 
-local find, sub = string.find, string.sub
-
 local errors = { codes = core.codes, is_error = core.is_error }
 
 --- Build an error object. `fields` may add request_id, http_status, ...
@@ -55,24 +53,16 @@ local function forms_of(secrets)
   return forms
 end
 
--- The grams of the forms: every MIN_CUT-character piece (a shorter form is
--- one piece of its own, matched whole).
-local function grams_of(forms)
-  local grams, short = {}, {}
-  for _, f in ipairs(forms) do
-    if #f < MIN_CUT then
-      short[#short + 1] = f
-    else
-      for i = 1, #f - MIN_CUT + 1 do grams[sub(f, i, i + MIN_CUT - 1)] = true end
-    end
-  end
-  -- `whole` masks whole forms only (for the code field, below).
-  return { grams = grams, short = short, forms = forms, whole = { grams = {}, short = forms } }
+-- The maskers of the forms (src/redact.c): `cuts` masks every MIN_CUT-byte
+-- piece of a form (a shorter form whole); `whole` masks whole forms only (for
+-- the code field, below).
+local function maskers_of(forms)
+  return { cuts = core.new_masker(forms, MIN_CUT), whole = core.new_masker(forms, 0), forms = forms }
 end
 
--- The grams of a set of secrets, kept for the next error: every failed
+-- The maskers of a set of secrets, kept for the next error: every failed
 -- attempt redacts with the same key, token and proxy password, and building
--- the forms and grams costs far more than masking a message. A few sets are
+-- the forms and maskers costs far more than masking a message. A few sets are
 -- kept (a rotated STS token makes a new one); past that the cache starts over,
 -- so it never holds more than a handful of stale credentials.
 local CACHED_SETS = 4
@@ -91,7 +81,7 @@ local function present(secrets)
   return list
 end
 
-local function grams_for(secrets)
+local function maskers_for(secrets)
   local list = present(secrets)
   local parts = {}
   for n, secret in ipairs(list) do parts[n] = #secret .. ":" .. secret end
@@ -99,47 +89,15 @@ local function grams_for(secrets)
   local g = cached[key]
   if not g then
     if cached_count >= CACHED_SETS then cached, cached_count = {}, 0 end
-    g = grams_of(forms_of(list))
+    g = maskers_of(forms_of(list))
     cached[key], cached_count = g, cached_count + 1
   end
   return g
 end
 
-local function mask(text, g)
-  local spans = {}
-  for i = 1, #text - MIN_CUT + 1 do
-    if g.grams[sub(text, i, i + MIN_CUT - 1)] then spans[#spans + 1] = { i, i + MIN_CUT - 1 } end
-  end
-  for _, f in ipairs(g.short) do
-    local start = 1
-    while true do
-      local i, j = find(text, f, start, true)
-      if not i then break end
-      spans[#spans + 1] = { i, j }
-      start = j + 1
-    end
-  end
-  if #spans == 0 then return text end
-  table.sort(spans, function(a, b) return a[1] < b[1] end)
-  local out, at, k = {}, 1, 1
-  while k <= #spans do
-    local first, last = spans[k][1], spans[k][2]
-    k = k + 1
-    while k <= #spans and spans[k][1] <= last + 1 do
-      if spans[k][2] > last then last = spans[k][2] end
-      k = k + 1
-    end
-    out[#out + 1] = sub(text, at, first - 1)
-    out[#out + 1] = "***"
-    at = last + 1
-  end
-  out[#out + 1] = sub(text, at)
-  return table.concat(out)
-end
-
 --- `text` with every form and cut of each secret in `secrets` replaced by ***.
 function errors.scrub(text, secrets)
-  return mask(text, grams_for(secrets))
+  return maskers_for(secrets).cuts:mask(text)
 end
 
 -- Every string field of err, and of the errors it carries (cause), scrubbed.
@@ -148,7 +106,7 @@ end
 local function redact_fields(err, g, depth)
   for k, v in pairs(err) do
     if type(v) == "string" then
-      err[k] = mask(v, k == "code" and g.whole or g)
+      err[k] = (k == "code" and g.whole or g.cuts):mask(v)
     elseif type(v) == "table" and depth < 3 and core.is_error(v) then
       redact_fields(v, g, depth + 1)
     end
@@ -159,7 +117,7 @@ end
 -- recommend, request_id, host_id, ...: whatever a server could fill).
 function errors.redact(err, secrets)
   if not secrets then return err end
-  local g = grams_for(secrets)
+  local g = maskers_for(secrets)
   if #g.forms > 0 then redact_fields(err, g, 1) end
   return err
 end
