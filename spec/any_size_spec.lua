@@ -48,6 +48,10 @@ describe("any size", function()
     assert.are.equal(15000, info.devices_without_task)
     assert.are.equal(math.ceil(165000 / 50), info.calls.QueryDevice)
     assert.are.equal(math.ceil(65000 / 50), info.calls.chunks)
+    -- Only the devices of the tasks paging saw are kept: the product's
+    -- enumeration names each device once, so the chunks' devices are not.
+    assert.are.equal("done", info.phase)
+    assert.are.equal(100000, info.devices_remembered)
     for _, e in ipairs(emu:log()) do
       assert.are.equal("OK", e.code)
       if e.action == "ListOTATaskByJob" then
@@ -65,6 +69,8 @@ describe("any size", function()
     local n, _, info = list_all(client, job, { device_names = names })
     assert.are.equal(120000, n)
     assert.are.equal(1, info.devices_without_task)
+    -- A caller's list may repeat a name: its chunks' devices are kept too.
+    assert.are.equal(120000, info.devices_remembered)
     local i = 0
     n = list_all(client, job, { device_names = function() i = i + 1 return names[i] end })
     assert.are.equal(120000, n)

@@ -62,7 +62,7 @@ function Walk:take(page, part, token)
   local ledger = self.ledger
   local tasks = page.tasks
   local device_set = ledger.devices
-  if device_set then
+  if device_set and not ledger.devices_settled then
     for i = 1, #tasks do
       local name = tasks[i].DeviceName
       if name ~= nil then device_set:mark(name, 1) end
@@ -280,6 +280,9 @@ function walk.run(listing, emit, fetch_all, check, clock)
     end, ledger, clock)
     w:run()
   end
+  -- How many device names the listing kept to skip in the device phase (a
+  -- product's chunks add none: aliyun.iot.devices), for the done report.
+  ledger.stats.devices_remembered = ledger.devices and ledger.devices:count() or 0
   for _, set in ipairs(sets) do set:close() end
   if listing.on_progress then
     ledger.stats.phase, ledger.stats.tasks = "done", ledger.yielded
