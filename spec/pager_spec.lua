@@ -153,6 +153,68 @@ describe("client:tasks and client:pages", function()
   end)
 end)
 
+describe("the task iterator past its end and after a failure", function()
+  local emu, client
+  helpers.use_emulator(function(e, c) emu, client = e, c end)
+
+  it("keeps answering nil once the listing has ended", function()
+    local iter = client:tasks{ JobId = "job-10" }
+    for _ = 1, 10 do assert.is_table(iter()) end
+    for _ = 1, 3 do assert.is_nil(iter()) end
+    assert.are.equal(1, requests(emu))
+  end)
+
+  it("raises the same error again when called after it raised", function()
+    emu:faults{ error_500_every = 2 }
+    local iter = client:tasks{ JobId = "job-1000", concurrency = 1 }
+    local got, ok, err = 0, true, nil
+    while ok do
+      local task
+      ok, task = pcall(iter)
+      if ok then assert.is_table(task); got = got + 1 else err = task end
+    end
+    assert.are.equal(100, got)
+    helpers.assert_error(err, "InternalError")
+    for _ = 1, 2 do
+      local again_ok, again = pcall(iter)
+      assert.is_false(again_ok)
+      assert.are.equal(err, again)
+    end
+  end)
+end)
+
+-- LuaJIT compiles a caller's `for t in client:tasks{...}` loop only when the
+-- iterator's per-task path has no loop of its own: an inner loop aborts the
+-- root trace ("inner loop in root trace"), and every task is interpreted.
+-- The child's trace log (jit.v) says which happened.
+describe("the task iterator under LuaJIT", function()
+  local it_jit = jit and it or pending
+  local emu
+  helpers.use_emulator(function(e) emu = e end, false)
+
+  it_jit("lets the caller's loop compile to a trace", function()
+    local log = os.tmpname()
+    local out = helpers.run_lua(string.format([[
+      local helpers = require("helpers")
+      require("jit.v").start(%q)
+      local client = helpers.client({ url = %q })
+      local n = 0
+      for task in client:tasks{ JobId = "job-2500" } do
+        if task.TaskId then n = n + 1 end   -- the caller's loop: line 5
+      end
+      client:close()
+      print("listed " .. n)
+    ]], log, emu.url))
+    local f = assert(io.open(log))
+    local trace = f:read("*a")
+    f:close()
+    os.remove(log)
+    assert.truthy(out:find("listed 2500", 1, true), out)
+    assert.is_nil(trace:find("inner loop in root trace at pager.lua", 1, true), trace)
+    assert.truthy(trace:find("TRACE%s+%d+ [^\n]*:5 loop%]"), trace)
+  end)
+end)
+
 describe("pager de-duplication", function()
   -- The emulator's jobs do not shift under the pager, so feed the pager's
   -- pure walk a page sequence where a task moved back one page.

@@ -30,12 +30,19 @@ local codes = errors.codes
 -- lua-nginx-module aborts the whole request ("unknown reason") when a
 -- wrapped coroutine dies with a table, and a pcall around the loop cannot
 -- catch it; Lua 5.1's wrap also prefixes string errors with a position.
+-- Called again after it raised, it raises the same error again: a caller
+-- that caught the first one and went on never sees a quiet end.
 local function wrap(body)
   local co = create(body)
+  local failure
   return function()
+    if failure ~= nil then error(failure, 0) end
     if costatus(co) == "dead" then return nil end
     local ok, value = resume(co)
-    if not ok then error(value, 0) end
+    if not ok then
+      failure = value
+      error(value, 0)
+    end
     return value
   end
 end
@@ -165,24 +172,30 @@ function pager.pages(listing, fetch_all, clock)
 end
 
 --- Iterator over tasks. The coroutine yields a page's tasks at a time and
--- the iterator walks them, so a task costs no coroutine switch.
+-- the iterator walks them, so a task costs no coroutine switch. The per-task
+-- path has no loop: a loop inside an iterator aborts the caller's `for` trace
+-- under LuaJIT ("inner loop in root trace"), and then every task runs in the
+-- interpreter. A yielded page is never empty, so a new page starts at its
+-- first task. Past the end it keeps answering nil (wrap's dead coroutine).
 function pager.tasks(listing, fetch_all, clock)
   local next_page = wrap(function()
     walk.run(listing, function(page)
       if #page.tasks > 0 then yield(page.tasks) end
     end, fetch_all, check_page, clock)
   end)
-  local tasks, i = nil, 0
+  local tasks, i, n = nil, 0, 0
   return function()
-    while true do
-      if tasks then
-        i = i + 1
-        local task = tasks[i]
-        if task ~= nil then return task end
-      end
-      tasks, i = next_page(), 0
-      if tasks == nil then return nil end
+    if i < n then
+      i = i + 1
+      return tasks[i]
     end
+    tasks = next_page()
+    if tasks == nil then
+      i, n = 0, 0
+      return nil
+    end
+    i, n = 1, #tasks
+    return tasks[1]
   end
 end
 
