@@ -81,9 +81,15 @@
  * sized up front for its share (plus 3% and 32 slots of slack): about 22 bytes per id once
  * that many are in.
  */
+#if !defined(_WIN32) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS under -std=c99 (glibc) */
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#endif
 
 #include <openssl/rand.h>
 
@@ -102,6 +108,7 @@
 #define MAX_MARK 0x7fffffff
 #define STACK_TASKS 128        /* pages up to this size need no scratch allocation */
 #define SCRATCH_KEEP 4096      /* scratch for bigger pages is given back after the call */
+#define MAP_MIN_BYTES 65536    /* slot tables this big get pages of their own (slots_alloc) */
 
 enum { KIND_NONE = 0, KIND_HASHED = 1, KIND_UNIQUE = 2, KIND_NAN = 3 };
 enum { DOMAIN_STRING = 0, DOMAIN_INTEGER, DOMAIN_FLOAT, DOMAIN_BOOLEAN, NDOMAINS };
@@ -307,9 +314,39 @@ static unsigned char *lookup(const struct shard *s, const unsigned char *fp) {
     return slot_mark(slot) != 0 ? slot : NULL;
 }
 
+/*
+ * A shard's slot table, zeroed. Big tables are mapped pages of their own, not malloc's heap:
+ * a shard grows by allocating the new table before freeing the old one, and on malloc's heap
+ * (glibc raises its mmap threshold after the first big free) those freed tables stay behind
+ * as holes no later table fits, so a 1,000,000-task listing peaked some 5 MB higher, and the
+ * process kept that memory after the set was closed: an nginx worker never got it back.
+ * Mapped tables go back to the system when freed.
+ */
+static unsigned char *slots_alloc(uint32_t cap) {
+#if defined(MAP_ANONYMOUS)
+    if ((size_t)cap * SLOT_SIZE >= MAP_MIN_BYTES) {
+        void *p = mmap(NULL, (size_t)cap * SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+    }
+#endif
+    return calloc(cap, SLOT_SIZE);
+}
+
+static void slots_free(unsigned char *slots, uint32_t cap) {
+    if (slots == NULL)
+        return;
+#if defined(MAP_ANONYMOUS)
+    if ((size_t)cap * SLOT_SIZE >= MAP_MIN_BYTES) {
+        munmap(slots, (size_t)cap * SLOT_SIZE);
+        return;
+    }
+#endif
+    free(slots);
+}
+
 /* Rehash shard s into cap slots (cap > its count / 0.85). 0 when out of memory (s unchanged). */
 static int rehash(struct taskset *t, struct shard *s, uint32_t cap) {
-    unsigned char *slots = calloc(cap, SLOT_SIZE), *old = s->slots;
+    unsigned char *slots = slots_alloc(cap), *old = s->slots;
     uint32_t i;
     if (slots == NULL)
         return 0;
@@ -325,7 +362,7 @@ static int rehash(struct taskset *t, struct shard *s, uint32_t cap) {
                 j = 0;
         memcpy(slots + (size_t)j * SLOT_SIZE, from, SLOT_SIZE);
     }
-    free(old);
+    slots_free(old, s->cap);
     t->slot_bytes += ((size_t)cap - s->cap) * SLOT_SIZE;
     s->cap = cap;
     s->limit = (uint32_t)((uint64_t)cap * LOAD_NUM / LOAD_DEN);
@@ -367,7 +404,7 @@ static int l_close(lua_State *L) {
     struct taskset *t = check_set(L);
     int i;
     for (i = 0; i < NSHARDS; i++) {
-        free(t->shard[i].slots);
+        slots_free(t->shard[i].slots, t->shard[i].cap);
         t->shard[i].slots = NULL;
         t->shard[i].cap = t->shard[i].count = t->shard[i].limit = 0;
     }
