@@ -31,11 +31,12 @@ local client = assert(iot.new{
 })
 local t0 = core.monotonic()
 local n, first_rss = 0, nil
-local calls = 0
+local calls, devices_remembered = 0, 0
 local cpu0 = os.clock()
 local function count_calls(info)
   local c = info.calls
   calls = c.pages + c.chunks + c.QueryDevice
+  devices_remembered = info.devices_remembered or devices_remembered
 end
 for _ in client:tasks{ JobId = job, on_progress = count_calls } do
   n = n + 1
@@ -43,5 +44,6 @@ for _ in client:tasks{ JobId = job, on_progress = count_calls } do
 end
 local rss, hwm, lua_kb = sample(n)
 print(string.format("result tasks=%d first_rss_kb=%d peak_hwm_kb=%d final_rss_kb=%d final_lua_kb=%.0f seconds=%.3f "
-  .. "cpu_seconds=%.3f calls=%d", n, first_rss, hwm, rss, lua_kb, core.monotonic() - t0, os.clock() - cpu0, calls))
+  .. "cpu_seconds=%.3f calls=%d devices_remembered=%d", n, first_rss, hwm, rss, lua_kb, core.monotonic() - t0,
+  os.clock() - cpu0, calls, devices_remembered))
 client:close()
