@@ -2,8 +2,8 @@
 --   lua5.4 bench/memory.lua <endpoint> <JobId> [sample_every_tasks]
 -- Reads VmRSS / VmHWM from /proc/self/status after the first page (first task), every
 -- sample_every_tasks tasks and at the end, with collectgarbage("count") beside them.
--- Prints "sample tasks=N rss_kb=R hwm_kb=H lua_kb=L" lines, then one
--- "result tasks=N first_rss_kb=.. peak_hwm_kb=.. final_rss_kb=.. final_lua_kb=.. seconds=.."
+-- Prints "sample tasks=N rss_kb=R hwm_kb=H anon_kb=A file_kb=F lua_kb=L" lines, then one
+-- "result tasks=N first_rss_kb=.. peak_hwm_kb=.. final_rss_kb=.. final_lua_kb=.. seconds=.. ..."
 local core = require("aliyun.iot.core")
 local iot = require("aliyun.iot")
 
@@ -13,13 +13,19 @@ local function status()
   local f = assert(io.open("/proc/self/status"))
   local text = f:read("a")
   f:close()
-  return tonumber(text:match("VmRSS:%s*(%d+)")), tonumber(text:match("VmHWM:%s*(%d+)"))
+  return tonumber(text:match("VmRSS:%s*(%d+)")), tonumber(text:match("VmHWM:%s*(%d+)")),
+    tonumber(text:match("RssAnon:%s*(%d+)")), tonumber(text:match("RssFile:%s*(%d+)"))
 end
 
+-- The split of the largest RSS sampled: private memory (RssAnon) and file-backed pages
+-- (RssFile: mostly the shared libraries' code, which every process mapping them shares).
+local top_rss, top_anon, top_file = 0, 0, 0
 local function sample(n)
-  local rss, hwm = status()
+  local rss, hwm, anon, file = status()
   local lua_kb = collectgarbage("count")
-  print(string.format("sample tasks=%d rss_kb=%d hwm_kb=%d lua_kb=%.0f", n, rss, hwm, lua_kb))
+  if rss > top_rss then top_rss, top_anon, top_file = rss, anon, file end
+  print(string.format("sample tasks=%d rss_kb=%d hwm_kb=%d anon_kb=%d file_kb=%d lua_kb=%.0f", n, rss, hwm, anon, file,
+    lua_kb))
   return rss, hwm, lua_kb
 end
 
@@ -44,6 +50,6 @@ for _ in client:tasks{ JobId = job, on_progress = count_calls } do
 end
 local rss, hwm, lua_kb = sample(n)
 print(string.format("result tasks=%d first_rss_kb=%d peak_hwm_kb=%d final_rss_kb=%d final_lua_kb=%.0f seconds=%.3f "
-  .. "cpu_seconds=%.3f calls=%d devices_remembered=%d", n, first_rss, hwm, rss, lua_kb, core.monotonic() - t0,
-  os.clock() - cpu0, calls, devices_remembered))
+  .. "cpu_seconds=%.3f calls=%d devices_remembered=%d top_rss_kb=%d top_anon_kb=%d top_file_kb=%d", n, first_rss, hwm,
+  rss, lua_kb, core.monotonic() - t0, os.clock() - cpu0, calls, devices_remembered, top_rss, top_anon, top_file))
 client:close()
