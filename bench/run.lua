@@ -329,9 +329,9 @@ local function bench_memory()
     .. "mostly the code of libcrypto, libcurl and the libraries libcurl links, shared with every process that maps "
     .. "them).", r.top.top_rss_kb, r.top.top_anon_kb, r.top.top_file_kb)
   w("")
-  w("The ledger as a Lua table instead (`seen[TaskId] = true`, `bench/dedup_set.lua`): %d TaskIds take %.0f kB of "
-    .. "Lua heap (%.0f bytes per task; RSS +%d kB), which every GC cycle walks; 1,000,000 in %.0f kB (%.0f bytes per "
-    .. "task). The TaskSet: 1,000,000 in %d bytes (%.1f bytes per task, goal <= 24; RSS +%d kB). Taking them 100 a "
+  w("The ledger as a Lua table instead (`seen[TaskId] = true`, `bench/dedup_set.lua`): this job's %d TaskIds take %.0f "
+    .. "kB of Lua heap (%.0f bytes per task; RSS +%d kB), which every GC cycle walks; the 1,000,000 shorter TaskIds of "
+    .. "`job-1000000` %.0f kB (%.0f bytes per task). The TaskSet: those 1,000,000 in %d bytes (%.1f bytes per task, goal <= 24; RSS +%d kB). Taking them 100 a "
     .. "page: `set:take` %.1f µs per page, Walk:take's Lua loop over a table %.1f µs per page (at 1,000,000).",
     set_n.tasks, set_n.lua_kb, set_n.bytes_per_task, set_n.rss_growth_kb, set_1m.lua_kb, set_1m.bytes_per_task,
     ts_1m.set_bytes, ts_1m.bytes_per_task, ts_1m.rss_growth_kb, ts_1m.take_us_per_page, set_1m.take_us_per_page)
