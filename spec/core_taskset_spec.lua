@@ -198,7 +198,7 @@ describe("core.new_taskset", function()
   it_rss("gives its memory back to the system when closed", function()
     local function rss_kb()
       local f = assert(io.open("/proc/self/status"))
-      local text = f:read("a")
+      local text = f:read("*a")
       f:close()
       return tonumber(text:match("VmRSS:%s*(%d+)"))
     end
