@@ -196,12 +196,7 @@ describe("core.new_taskset", function()
   if proc_status then proc_status:close() end
   local it_rss = (proc_status and not SANITIZER) and it or pending
   it_rss("gives its memory back to the system when closed", function()
-    local function rss_kb()
-      local f = assert(io.open("/proc/self/status"))
-      local text = f:read("*a")
-      f:close()
-      return tonumber(text:match("VmRSS:%s*(%d+)"))
-    end
+    local rss_kb = require("helpers").rss_kib
     local others = {}
     local set = core.new_taskset()
     for i = 1, BIG do

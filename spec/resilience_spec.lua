@@ -264,15 +264,7 @@ describe("resilience", function()
       p:close()
       return listing
     end
-    -- Opened and closed here, not with io.lines: a loop left at the VmRSS line would
-    -- leave the file open until a collection, and LuaJIT may keep it reachable past
-    -- one, so open_fds() counted it as a leak of ours.
-    local function rss_kib()
-      local f = assert(io.open("/proc/self/status"))
-      local status = f:read("*a")
-      f:close()
-      return tonumber(status:match("VmRSS:%s+(%d+) kB"))
-    end
+    local rss_kib = helpers.rss_kib
 
     it("are the same before and after 1,000 requests", function()
       local c = helpers.client(emu)
