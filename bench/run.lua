@@ -264,16 +264,14 @@ local function bench_memory()
   -- One run: the 1,000,000-task listing takes minutes against the emulator.
   local MEMORY_RUNS = 1
   progress("3/8 memory: streaming %s through client:tasks, %d run", MEMORY_JOB, MEMORY_RUNS)
-  local r = { ratio = {}, first = {}, peak = {}, final_lua = {}, cpu_per_call = {}, cpu_per_page_10k = {},
-    devices_remembered = {} }
+  local r = { ratio = {}, first = {}, peak = {}, final_lua = {}, cpu_per_call = {}, cpu_per_page_10k = {} }
   local samples
   for i = 1, MEMORY_RUNS do
     emu("POST", "reset")
     local text = lua("bench/memory.lua", URL, MEMORY_JOB, QUICK and "5000" or "50000")
     local f = fields(first_line(text, "result"))
     r.first[i], r.peak[i], r.final_lua[i] = f.first_rss_kb, f.peak_hwm_kb, f.final_lua_kb
-    r.devices_remembered[i] = f.devices_remembered
-    r.top = r.top or f
+    r.run1 = r.run1 or f -- its device-name count and RSS split, for the account of the peak
     r.ratio[i] = f.peak_hwm_kb / f.first_rss_kb
     r.cpu_per_call[i] = f.cpu_seconds / f.calls * 1e6
     local small = fields(first_line(lua("bench/memory.lua", URL, "job-10000", "5000"), "result"))
@@ -314,7 +312,7 @@ local function bench_memory()
   -- listing remembered) and the rest (Lua heap, transfers, malloc).
   local ts_n = fields(lua("bench/dedup_set.lua", MEMORY_JOB, tostring(n), "taskset"))
   local ts_1m = fields(lua("bench/dedup_set.lua", "job-1000000", "1000000", "taskset"))
-  local remembered = r.devices_remembered[1]
+  local remembered = r.run1.devices_remembered
   local ledger_kb = ts_n.set_bytes / 1024
   local devices_kb = remembered * ts_n.bytes_per_task / 1024
   local rest_kb = median(r.peak) - median(r.first) - ledger_kb - devices_kb
@@ -327,12 +325,12 @@ local function bench_memory()
   w("")
   w("Of the largest RSS sampled (%d kB), %d kB was private memory (`RssAnon`) and %d kB file-backed pages (`RssFile`: "
     .. "mostly the code of libcrypto, libcurl and the libraries libcurl links, shared with every process that maps "
-    .. "them).", r.top.top_rss_kb, r.top.top_anon_kb, r.top.top_file_kb)
+    .. "them).", r.run1.top_rss_kb, r.run1.top_anon_kb, r.run1.top_file_kb)
   w("")
   w("The ledger as a Lua table instead (`seen[TaskId] = true`, `bench/dedup_set.lua`): this job's %d TaskIds take %.0f "
     .. "kB of Lua heap (%.0f bytes per task; RSS +%d kB), which every GC cycle walks; the 1,000,000 shorter TaskIds of "
-    .. "`job-1000000` %.0f kB (%.0f bytes per task). The TaskSet: those 1,000,000 in %d bytes (%.1f bytes per task, goal <= 24; RSS +%d kB). Taking them 100 a "
-    .. "page: `set:take` %.1f µs per page, Walk:take's Lua loop over a table %.1f µs per page (at 1,000,000).",
+    .. "`job-1000000` %.0f kB (%.0f bytes per task). The TaskSet: those 1,000,000 in %d bytes (%.1f bytes per task, "
+    .. "goal <= 24; RSS +%d kB). Taking them 100 a page: `set:take` %.1f µs per page, Walk:take's Lua loop over a table %.1f µs per page (at 1,000,000).",
     set_n.tasks, set_n.lua_kb, set_n.bytes_per_task, set_n.rss_growth_kb, set_1m.lua_kb, set_1m.bytes_per_task,
     ts_1m.set_bytes, ts_1m.bytes_per_task, ts_1m.rss_growth_kb, ts_1m.take_us_per_page, set_1m.take_us_per_page)
   w("")
