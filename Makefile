@@ -35,7 +35,7 @@ TEST_PACKAGES := lua-busted lua-check $(DIST_PACKAGES) lua-socket tmux \
 # draws the Chinese TaskDesc text in its screenshots.
 # make man: the man page is made from aliyun-ota's help (not part of make test).
 MAN_PACKAGES := help2man
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 40
 
 .PHONY: all deps test-deps build test demo lint clean test-asan test-valgrind fuzz bench \
 	matrix resty embed redis dashboard demo-openresty dist rock man
